@@ -24,6 +24,12 @@ import (
 // make the compiler do unbounded work.
 const MaxSource = 16 << 10
 
+// MaxCost bounds the work one evaluation may do (CEL's abstract cost
+// units), so that a condition iterating over agent-supplied arguments cannot
+// be turned into a denial of service. Exceeding it is an evaluation error,
+// which the engine treats as DENY.
+const MaxCost = 1_000_000
+
 var (
 	envOnce sync.Once
 	celEnv  *cel.Env
@@ -74,7 +80,7 @@ func Compile(src string) (*Condition, error) {
 	if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
 		return nil, fmt.Errorf("CEL expression must yield a bool, not %s", t)
 	}
-	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(MaxCost))
 	if err != nil {
 		return nil, fmt.Errorf("invalid CEL: %s", oneLine(err.Error()))
 	}
@@ -91,7 +97,7 @@ func oneLine(s string) string {
 		if t == "" || strings.HasPrefix(t, "|") {
 			continue
 		}
-		out = append(out, t)
+		out = append(out, strings.Replace(t, "ERROR: <input>:", "at ", 1))
 	}
 	return strings.Join(out, "; ")
 }

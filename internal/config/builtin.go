@@ -10,7 +10,7 @@ func ClaudeCode() *Connector {
 	types := map[string]call.ActionType{
 		"Read": call.Read, "Glob": call.Read, "Grep": call.Read, "LS": call.Read,
 		"Edit": call.Write, "MultiEdit": call.Write, "Write": call.Write, "NotebookEdit": call.Write,
-		"Bash": call.Execute,
+		"Bash":     call.Execute,
 		"WebFetch": call.Network, "WebSearch": call.Network,
 	}
 	c := &Connector{Name: TypeClaudeCode, Type: TypeClaudeCode, Builtin: true,

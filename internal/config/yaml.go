@@ -11,7 +11,11 @@ import (
 
 // maxNodes bounds how many YAML nodes one file may expand to (aliases can
 // multiply a small file), so that a hostile file cannot exhaust memory.
-const maxNodes = 1 << 20
+const maxNodes = 1 << 18
+
+// maxDepth bounds how deeply values may nest (a self-referencing alias
+// would otherwise nest forever).
+const maxDepth = 64
 
 // decoder walks yaml.Node trees into typed config, recording every problem
 // with its position instead of stopping at the first.
@@ -19,6 +23,9 @@ type decoder struct {
 	file  string
 	errs  *Errors
 	nodes int
+	depth int
+	// tooDeep is set once the depth error has been reported.
+	tooDeep bool
 }
 
 func (d *decoder) pos(n *yaml.Node) Pos {
@@ -58,11 +65,11 @@ func kindName(n *yaml.Node) string {
 		case "!!null":
 			return "null"
 		case "!!int":
-			return "an integer"
+			return "the integer " + n.Value
 		case "!!float":
-			return "a number"
+			return "the number " + n.Value
 		case "!!bool":
-			return "a boolean"
+			return "the boolean " + n.Value
 		}
 		return fmt.Sprintf("the string %q", n.Value)
 	}
@@ -269,6 +276,15 @@ func (d *decoder) integer(n *yaml.Node, what string) (int64, bool) {
 func (d *decoder) value(n *yaml.Node, what string) (any, bool) {
 	n = d.resolve(n)
 	if n == nil {
+		return nil, false
+	}
+	d.depth++
+	defer func() { d.depth-- }()
+	if d.depth > maxDepth {
+		if !d.tooDeep {
+			d.errorf(n, "%s nests more than %d levels deep (a recursive alias?)", what, maxDepth)
+		}
+		d.tooDeep = true
 		return nil, false
 	}
 	switch n.Kind {

@@ -36,6 +36,12 @@ type Engine struct {
 	agents     map[agentKey]*agent
 	connectors map[string]*config.Connector
 	rules      []*rule
+	// byConnector lists, in config order, the indexes of the rules whose
+	// match names a connector exactly; wild lists the rest (no connector,
+	// or a glob). A decision only visits its connector's list merged with
+	// wild, so its cost follows the rules that could match, not all rules.
+	byConnector map[string][]int
+	wild        []int
 }
 
 type agentKey struct{ tenant, name string }
@@ -59,9 +65,10 @@ type rule struct {
 // config.Parse, which has already validated and compiled every rule.
 func New(cfg *config.Config) *Engine {
 	e := &Engine{
-		version:    cfg.Version,
-		agents:     make(map[agentKey]*agent, len(cfg.Agents)),
-		connectors: make(map[string]*config.Connector, len(cfg.Connectors)+1),
+		version:     cfg.Version,
+		agents:      make(map[agentKey]*agent, len(cfg.Agents)),
+		connectors:  make(map[string]*config.Connector, len(cfg.Connectors)+1),
+		byConnector: map[string][]int{},
 	}
 	e.connectors[config.TypeClaudeCode] = config.ClaudeCode()
 	for _, c := range cfg.Connectors {
@@ -91,10 +98,36 @@ func New(cfg *config.Config) *Engine {
 			} else {
 				cr.tenant = compile(tenants)
 			}
+			idx := len(e.rules)
 			e.rules = append(e.rules, cr)
+			if len(cr.connector.exact) > 0 && len(cr.connector.globs) == 0 {
+				for _, name := range cr.connector.exact {
+					e.byConnector[name] = append(e.byConnector[name], idx)
+				}
+			} else {
+				e.wild = append(e.wild, idx)
+			}
 		}
 	}
 	return e
+}
+
+// candidates yields, in config order, the rules that may match connector.
+func (e *Engine) candidates(connector string) func(yield func(*rule) bool) {
+	return func(yield func(*rule) bool) {
+		a, b := e.byConnector[connector], e.wild
+		for len(a) > 0 || len(b) > 0 {
+			var i int
+			if len(b) == 0 || (len(a) > 0 && a[0] < b[0]) {
+				i, a = a[0], a[1:]
+			} else {
+				i, b = b[0], b[1:]
+			}
+			if !yield(e.rules[i]) {
+				return
+			}
+		}
+	}
 }
 
 // Version is the config version this engine decides under.
@@ -155,7 +188,7 @@ func (e *Engine) Decide(c *call.Call) call.Verdict {
 		in         *condition.Input
 	)
 	final := base
-	for _, r := range e.rules {
+	for r := range e.candidates(c.Connector) {
 		if !r.tenant.match(tenant) || !r.agent.match(c.Agent) || !r.connector.match(c.Connector) ||
 			!r.action.match(c.Action) || !r.actionType.match(string(at)) || !r.environment.match(c.Environment) {
 			continue

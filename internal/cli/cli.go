@@ -41,6 +41,10 @@ func commands() []command {
 		{"validate", "check a config directory; errors name file:line:col", runValidate},
 		{"explain", "show the decision, rules and reason for a call, without executing it", runExplain},
 		{"test", "run policy test files against a config (a CI gate)", runTest},
+		{"serve", "run the gateway: the HTTP API over the store", runServe},
+		{"agents", "agent identities: agents token create|revoke AGENT", runAgents},
+		{"tokens", "human tokens: tokens create|list|revoke", runTokens},
+		{"audit", "the audit trail: audit tail|search|verify|export", runAudit},
 		{"version", "print warden's version", runVersion},
 	}
 }
@@ -116,6 +120,11 @@ func newFlags(name, usageLine string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// errorf prints an error line for the running command.
+func (e *env) errorf(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "error: "+format+"\n", args...)
 }
 
 // indent prefixes every line of a multi-line error for readable output.

@@ -1,0 +1,242 @@
+// Package app is warden's composition root: it builds the components of
+// `warden serve` in dependency order (logger, config, store, dispatcher,
+// HTTP server) and stops them in reverse, the store — and with it the audit
+// writer — last. Nothing else constructs concrete stores or connectors.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/call"
+	"github.com/warden-dev/warden/internal/config"
+	"github.com/warden-dev/warden/internal/demo"
+	"github.com/warden-dev/warden/internal/dispatch"
+	"github.com/warden-dev/warden/internal/server"
+	"github.com/warden-dev/warden/internal/store/sqlite"
+)
+
+// Options configure `warden serve`.
+type Options struct {
+	ConfigDir       string
+	DB              string // path or sqlite://PATH
+	AuditKey        string // checkpoint signing key file; default: beside the database
+	Addr            string // default 127.0.0.1:7070
+	Grace           time.Duration
+	ApprovalTimeout time.Duration
+	MaxBody         int64
+	Dev             bool   // print a ready agent token per agent
+	Demo            bool   // start the quick start's demo upstream
+	DemoAddr        string // default 127.0.0.1:7071
+	Logger          *slog.Logger
+	Out             io.Writer     // where dev-mode tokens are printed
+	Ready           chan<- string // receives the listen address once serving (tests)
+}
+
+// DefaultAddr is where `warden serve` listens by default.
+const DefaultAddr = "127.0.0.1:7070"
+
+// AuditKeyPath is the default checkpoint key file for a database path: a
+// file beside the database, outside it.
+func AuditKeyPath(db string) string {
+	p := strings.TrimPrefix(db, "sqlite://")
+	return filepath.Join(filepath.Dir(p), "warden-audit.key")
+}
+
+// OpenStore opens the store a --db value names. Every command that touches
+// the store uses it, so they all act on what a running server uses.
+func OpenStore(ctx context.Context, db string, logger *slog.Logger, signer *audit.Signer) (*sqlite.Store, error) {
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return nil, errors.New("--db postgres://… is not supported by this build yet; use a SQLite path")
+	}
+	if db == "" {
+		return nil, errors.New("--db is empty")
+	}
+	return sqlite.Open(ctx, db, logger, sqlite.Options{Signer: signer})
+}
+
+// Run serves until ctx ends, then shuts down gracefully: it stops accepting,
+// lets in-flight calls finish within the grace period, flushes the audit
+// log and returns nil.
+func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if o.Addr == "" {
+		o.Addr = DefaultAddr
+	}
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Second
+	}
+	if o.AuditKey == "" {
+		o.AuditKey = AuditKeyPath(o.DB)
+	}
+
+	cfg, err := config.Load(o.ConfigDir)
+	if err != nil {
+		return fmt.Errorf("config %s:\n%w", o.ConfigDir, err)
+	}
+	snap, err := snapshot(cfg)
+	if err != nil {
+		return err
+	}
+	signer, err := audit.LoadOrCreateKey(o.AuditKey)
+	if err != nil {
+		return fmt.Errorf("audit key: %w", err)
+	}
+	store, err := OpenStore(ctx, o.DB, log, signer)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+
+	d := dispatch.New(dispatch.Options{Store: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout}, snap)
+	srv := server.New(server.Options{
+		Dispatcher: d,
+		Auth:       authenticator{store},
+		Audit:      auditReader{store},
+		Ready:      store.Ping,
+		Logger:     log,
+		MaxBody:    o.MaxBody,
+	})
+
+	var demoLn net.Listener
+	if o.Demo {
+		addr := o.DemoAddr
+		if addr == "" {
+			addr = "127.0.0.1:7071"
+		}
+		if demoLn, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("demo upstream: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		if demoLn != nil {
+			demoLn.Close()
+		}
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	if o.Dev {
+		if err := printDevTokens(ctx, o.Out, store, cfg, ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+
+	var wg sync.WaitGroup
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	wg.Add(1)
+	go func() { // expire approvals nobody gave in time
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				if n, err := d.ExpireDue(bg); err != nil {
+					log.Error("expiring pending calls", "err", err)
+				} else if n > 0 {
+					log.Info("expired pending calls", "count", n)
+				}
+			}
+		}
+	}()
+
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(ln) }()
+	var demoSrv *http.Server
+	if demoLn != nil {
+		demoSrv = &http.Server{Handler: demo.New().Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { errc <- demoSrv.Serve(demoLn) }()
+		log.Info("demo upstream listening", "addr", demoLn.Addr().String())
+	}
+	log.Info("warden serving", "addr", ln.Addr().String(), "config_version", cfg.Version, "db", o.DB)
+	if o.Ready != nil {
+		o.Ready <- ln.Addr().String()
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	log.Info("shutting down", "grace", o.Grace)
+	sctx, cancel := context.WithTimeout(context.Background(), o.Grace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("in-flight requests did not finish within the grace period", "err", err)
+	}
+	if demoSrv != nil {
+		_ = demoSrv.Shutdown(sctx)
+	}
+	stopBG()
+	wg.Wait()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// printDevTokens creates and prints one agent token per configured agent.
+func printDevTokens(ctx context.Context, w io.Writer, store *sqlite.Store, cfg *config.Config, addr string) error {
+	if w == nil {
+		w = os.Stdout
+	}
+	fmt.Fprintf(w, "dev mode: warden at http://%s (config %s)\n", addr, cfg.Version[:12])
+	for _, a := range cfg.Agents {
+		tok, _, err := store.CreateToken(ctx, call.Principal{Role: call.RoleAgent, Tenant: a.Tenant, Agent: a.Name, Name: "dev"})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "agent %s/%s token: %s\n", a.Tenant, a.Name, tok)
+		fmt.Fprintf(w, "  export WARDEN_TOKEN=%s\n", tok)
+	}
+	return nil
+}
+
+type authenticator struct{ s *sqlite.Store }
+
+func (a authenticator) Authenticate(ctx context.Context, token string) (call.Principal, error) {
+	p, err := a.s.Authenticate(ctx, token)
+	if errors.Is(err, sqlite.ErrNotFound) {
+		return p, server.ErrBadToken
+	}
+	return p, err
+}
+
+type auditReader struct{ s *sqlite.Store }
+
+func (a auditReader) QueryAudit(ctx context.Context, q server.AuditQuery) ([]*audit.Record, error) {
+	return a.s.AuditRecords(ctx, sqlite.AuditFilter{
+		Tenant: q.Tenant, Agent: q.Agent, Decision: q.Decision,
+		Since: q.Since, Until: q.Until, AfterSeq: q.AfterSeq, Limit: q.Limit,
+	})
+}

@@ -1,0 +1,488 @@
+// Package dispatch is the one request path every front end (REST, MCP,
+// Claude Code hooks) uses: kill switch → policy decision → decision record
+// written durably → connector executes → outcome record. A call whose
+// decision cannot be recorded does not run (fail closed).
+//
+// It owns the interfaces it needs (Store, Executor) and knows nothing of
+// HTTP or SQL; internal/app wires concrete implementations in.
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/call"
+	"github.com/warden-dev/warden/internal/policy"
+	"github.com/warden-dev/warden/internal/schema"
+)
+
+// Call statuses.
+const (
+	StatusPending   = "pending"   // waiting for a human (or for expiry)
+	StatusRunning   = "running"   // decided and recorded; the connector is executing
+	StatusSucceeded = "succeeded" // executed, connector reported success
+	StatusFailed    = "failed"    // executed (or tried to), connector failed
+	StatusRefused   = "refused"   // denied: never executed
+	StatusExpired   = "expired"   // nobody approved in time: never executed
+	StatusDecided   = "decided"   // decide-only: the runtime executes and reports the outcome
+)
+
+// RuleKillSwitch names the kill switch in decisions it refuses.
+const RuleKillSwitch = "kill-switch"
+
+// State is a call's current state, as GET /v1/calls/{id} returns it.
+type State struct {
+	ID            string          `json:"id"`
+	Tenant        string          `json:"tenant"`
+	Agent         string          `json:"agent"`
+	Connector     string          `json:"connector"`
+	Action        string          `json:"action"`
+	ActionType    string          `json:"action_type"`
+	Environment   string          `json:"environment,omitempty"`
+	RunID         string          `json:"run_id,omitempty"`
+	FrontEnd      string          `json:"front_end"`
+	Args          json.RawMessage `json:"-"`
+	Decision      call.Decision   `json:"decision"`
+	Rules         []string        `json:"rules"`
+	Reason        string          `json:"reason"`
+	ConfigVersion string          `json:"config_version"`
+	Status        string          `json:"status"`
+	Result        json.RawMessage `json:"result,omitempty"`
+	Error         string          `json:"error,omitempty"`
+	DecideOnly    bool            `json:"decide_only,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+	ExpiresAt     *time.Time      `json:"expires_at,omitempty"`
+	DurationMS    int64           `json:"duration_ms,omitempty"`
+
+	// PrevStatus is the status this change moves the call from ("" for a
+	// new call). Store.Commit applies the change only if the stored status
+	// still is PrevStatus, and fails with ErrConflict otherwise, so that two
+	// processes racing on one call (two expirers, an approval and an expiry)
+	// cannot both win.
+	PrevStatus string `json:"-"`
+}
+
+// Store persists audit records and call states. Commit must append rec to
+// the audit chain and save st in one durable transaction: either both are
+// recorded or neither is.
+type Store interface {
+	Commit(ctx context.Context, rec *audit.Record, st *State) error
+	CallState(ctx context.Context, id string) (*State, error) // ErrNotFound when absent
+	Killed(ctx context.Context, tenant, agent string) (*Kill, error)
+	DuePending(ctx context.Context, now time.Time, limit int) ([]*State, error)
+}
+
+// Kill is an active kill switch entry.
+type Kill struct {
+	By  string
+	At  time.Time
+	Why string
+}
+
+// Executor runs one connector's actions.
+type Executor interface {
+	Execute(ctx context.Context, action string, args map[string]any) (*Outcome, error)
+}
+
+// Outcome is what an executor reports. Result must be JSON-shaped.
+type Outcome struct {
+	Failed          bool
+	Result          any
+	Error           string
+	CredentialsUsed []string
+}
+
+// Snapshot is everything that changes with the config version. A call
+// takes the snapshot once and finishes under it.
+type Snapshot struct {
+	Engine    *policy.Engine
+	Executors map[string]Executor       // by connector name; absent: decide-only
+	Schemas   map[string]*schema.Schema // by "connector/action"
+}
+
+// Options configure a Dispatcher.
+type Options struct {
+	Store           Store
+	Logger          *slog.Logger
+	Now             func() time.Time // default time.Now
+	ApprovalTimeout time.Duration    // how long a call waits for a human; default 15m
+	ExecTimeout     time.Duration    // upper bound on one execution; default 60s
+}
+
+// Dispatcher runs calls. It is safe for concurrent use.
+type Dispatcher struct {
+	store           Store
+	log             *slog.Logger
+	now             func() time.Time
+	approvalTimeout time.Duration
+	execTimeout     time.Duration
+	snap            atomic.Pointer[Snapshot]
+
+	mu       sync.Mutex
+	watchers map[string]chan struct{} // call id → closed when its state changes
+}
+
+// New returns a dispatcher serving snap.
+func New(opts Options, snap *Snapshot) *Dispatcher {
+	d := &Dispatcher{
+		store:           opts.Store,
+		log:             opts.Logger,
+		now:             opts.Now,
+		approvalTimeout: opts.ApprovalTimeout,
+		execTimeout:     opts.ExecTimeout,
+		watchers:        map[string]chan struct{}{},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.approvalTimeout <= 0 {
+		d.approvalTimeout = 15 * time.Minute
+	}
+	if d.execTimeout <= 0 {
+		d.execTimeout = 60 * time.Second
+	}
+	d.snap.Store(snap)
+	return d
+}
+
+// Swap makes snap the config for every later call; calls in flight finish
+// under the snapshot they started with.
+func (d *Dispatcher) Swap(snap *Snapshot) { d.snap.Store(snap) }
+
+// Snapshot returns the current snapshot.
+func (d *Dispatcher) Snapshot() *Snapshot { return d.snap.Load() }
+
+// Request is one call as a front end received it.
+type Request struct {
+	Connector   string
+	Action      string
+	Args        map[string]any
+	Environment string
+	RunID       string
+	FrontEnd    string // rest, mcp, hook
+	Trigger     string // who or what started the run, if the caller says
+	DecideOnly  bool   // decide and record, do not execute
+}
+
+// Call decides req for principal p and, when allowed, executes it. A DENY or
+// a pending approval is not an error: the returned State says so. Errors are
+// *Error.
+func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*State, error) {
+	if p.Role != call.RoleAgent || p.Agent == "" {
+		return nil, errorf(Forbidden, "not_an_agent", "only agent tokens can make calls")
+	}
+	snap := d.snap.Load()
+	conn, ok := snap.Engine.Connector(req.Connector)
+	if !ok {
+		return nil, errorf(Invalid, "unknown_connector", "connector: unknown connector %q", req.Connector)
+	}
+	actionType, ok := conn.ActionType(req.Action)
+	if !ok {
+		return nil, errorf(Invalid, "unknown_action", "action: connector %q has no action %q", req.Connector, req.Action)
+	}
+	exec, executable := snap.Executors[req.Connector]
+	if !req.DecideOnly && !executable {
+		return nil, errorf(Invalid, "decide_only_connector", "connector: %q (type %s) is not executed by warden; ask POST /v1/decide and report the outcome", req.Connector, conn.Type)
+	}
+	if s := snap.Schemas[req.Connector+"/"+req.Action]; s != nil {
+		if err := s.Validate(req.Args); err != nil {
+			return nil, &Error{Kind: Invalid, Code: "invalid_args", Message: err.Error()}
+		}
+	}
+	if req.Args == nil {
+		req.Args = map[string]any{}
+	}
+	args, err := json.Marshal(req.Args)
+	if err != nil {
+		return nil, &Error{Kind: Invalid, Code: "invalid_args", Message: "args: not representable as JSON", Err: err}
+	}
+
+	now := d.now().UTC()
+	st := &State{
+		ID: call.NewID("call", now), Tenant: p.Tenant, Agent: p.Agent,
+		Connector: req.Connector, Action: req.Action, ActionType: string(actionType),
+		Environment: req.Environment, RunID: req.RunID, FrontEnd: req.FrontEnd,
+		Args: args, ConfigVersion: snap.Engine.Version(), DecideOnly: req.DecideOnly,
+		CreatedAt: now, UpdatedAt: now,
+	}
+
+	kill, err := d.store.Killed(ctx, p.Tenant, p.Agent)
+	if err != nil {
+		return nil, &Error{Kind: Unavailable, Code: "unavailable", Message: "cannot check the kill switch; the call was not run", Err: err}
+	}
+	var v call.Verdict
+	if kill != nil {
+		v = call.Verdict{Decision: call.Deny, Rules: []string{RuleKillSwitch}, ActionType: actionType,
+			Reason: fmt.Sprintf("denied: killed by %s at %s", kill.By, kill.At.UTC().Format(time.RFC3339))}
+		if kill.Why != "" {
+			v.Reason += ": " + kill.Why
+		}
+	} else {
+		v = snap.Engine.Decide(&call.Call{
+			Tenant: p.Tenant, Agent: p.Agent, Connector: req.Connector, Action: req.Action,
+			Args: req.Args, Environment: req.Environment, RunID: req.RunID, Time: now,
+		})
+	}
+	st.Decision, st.Rules, st.Reason = v.Decision, v.Rules, v.Reason
+
+	kind := audit.KindDecision
+	if req.DecideOnly {
+		kind = audit.KindDecisionOnly
+	}
+	rec := d.record(st, kind, req.Trigger)
+	switch v.Decision {
+	case call.Deny:
+		st.Status = StatusRefused
+		rec.Outcome = StatusRefused
+	case call.RequireApproval:
+		st.Status = StatusPending
+		exp := now.Add(d.approvalTimeout)
+		st.ExpiresAt = &exp
+	default:
+		st.Status = StatusRunning
+		if req.DecideOnly {
+			st.Status = StatusDecided
+		}
+	}
+	// Write-ahead: the decision is durable before anything runs.
+	if err := d.store.Commit(ctx, rec, st); err != nil {
+		d.log.ErrorContext(ctx, "audit append failed; call refused", "call", st.ID, "err", err)
+		return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the decision could not be recorded; the call was not run", Err: err}
+	}
+	if st.Status != StatusRunning {
+		return st, nil
+	}
+	return d.execute(ctx, exec, st, req)
+}
+
+func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req Request) (*State, error) {
+	// The call runs to completion even if the client goes away: its outcome
+	// must be recorded either way.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.execTimeout)
+	defer cancel()
+	start := d.now()
+	out, err := exec.Execute(ctx, req.Action, req.Args)
+	if err != nil {
+		out = &Outcome{Failed: true, Error: err.Error()}
+	}
+	if out == nil {
+		out = &Outcome{Failed: true, Error: "connector returned nothing"}
+	}
+	end := d.now().UTC()
+	st.DurationMS = end.Sub(start).Milliseconds()
+	st.PrevStatus = StatusRunning
+	st.UpdatedAt = end
+	st.Status, st.Error = StatusSucceeded, ""
+	if out.Failed {
+		st.Status, st.Error = StatusFailed, out.Error
+	}
+	if out.Result != nil {
+		b, err := json.Marshal(out.Result)
+		if err != nil {
+			st.Status, st.Error = StatusFailed, "connector result is not JSON"
+		} else {
+			st.Result = b
+		}
+	}
+	rec := d.record(st, audit.KindOutcome, req.Trigger)
+	rec.Outcome = st.Status
+	rec.CredentialsUsed = out.CredentialsUsed
+	if err := d.store.Commit(ctx, rec, st); err != nil {
+		// The action ran but its outcome is not recorded: the caller must not
+		// take this for success, and operators must see it.
+		d.log.ErrorContext(ctx, "outcome record failed after execution", "call", st.ID, "err", err)
+		return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the call ran but its outcome could not be recorded", Err: err}
+	}
+	d.notify(st.ID)
+	return st, nil
+}
+
+// record builds the audit record for st.
+func (d *Dispatcher) record(st *State, kind, trigger string) *audit.Record {
+	r := &audit.Record{
+		ID:            call.NewID("rec", st.UpdatedAt),
+		Time:          st.UpdatedAt,
+		Tenant:        st.Tenant,
+		Agent:         st.Agent,
+		RunID:         st.RunID,
+		Trigger:       trigger,
+		FrontEnd:      st.FrontEnd,
+		Kind:          kind,
+		CallID:        st.ID,
+		Connector:     st.Connector,
+		Action:        st.Action,
+		ActionType:    st.ActionType,
+		Args:          st.Args,
+		Environment:   st.Environment,
+		Decision:      string(st.Decision),
+		Rules:         st.Rules,
+		Reason:        st.Reason,
+		ConfigVersion: st.ConfigVersion,
+		Error:         st.Error,
+		DurationMS:    st.DurationMS,
+	}
+	if len(st.Result) > 0 {
+		sum := sha256.Sum256(st.Result)
+		r.ResultDigest = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return r
+}
+
+// Get returns a call's state for principal p. Agents see only their own
+// calls; admins and auditors see their tenant's.
+func (d *Dispatcher) Get(ctx context.Context, p call.Principal, id string) (*State, error) {
+	st, err := d.store.CallState(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, errorf(NotFound, "not_found", "no call %q", id)
+	}
+	if err != nil {
+		return nil, &Error{Kind: Unavailable, Code: "unavailable", Message: "cannot read the call", Err: err}
+	}
+	if !visible(p, st) {
+		return nil, errorf(NotFound, "not_found", "no call %q", id)
+	}
+	return st, nil
+}
+
+func visible(p call.Principal, st *State) bool {
+	switch p.Role {
+	case call.RoleAgent:
+		return p.Tenant == st.Tenant && p.Agent == st.Agent
+	case call.RoleAdmin, call.RoleAuditor, call.RoleApprover:
+		return p.InTenant(st.Tenant)
+	}
+	return false
+}
+
+// Wait returns the call's state once it is no longer pending or running, or
+// when wait elapses, whichever comes first.
+func (d *Dispatcher) Wait(ctx context.Context, p call.Principal, id string, wait time.Duration) (*State, error) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		ch := d.watch(id)
+		st, err := d.Get(ctx, p, id)
+		if err != nil || (st.Status != StatusPending && st.Status != StatusRunning) || wait <= 0 {
+			return st, err
+		}
+		// Another process (a CLI, another replica) may change the state
+		// without telling us: re-read at least every 250ms.
+		poll := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-ch:
+		case <-poll.C:
+		case <-deadline.C:
+			poll.Stop()
+			return d.Get(ctx, p, id)
+		case <-ctx.Done():
+			poll.Stop()
+			return st, nil
+		}
+		poll.Stop()
+	}
+}
+
+func (d *Dispatcher) watch(id string) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ch, ok := d.watchers[id]
+	if !ok {
+		ch = make(chan struct{})
+		d.watchers[id] = ch
+	}
+	return ch
+}
+
+func (d *Dispatcher) notify(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ch, ok := d.watchers[id]; ok {
+		close(ch)
+		delete(d.watchers, id)
+	}
+}
+
+// Report records what a decide-only runtime says happened.
+type Report struct {
+	Status     string // succeeded or failed
+	Result     json.RawMessage
+	Error      string
+	DurationMS int64
+	Tokens     int64
+	CostUSD    float64
+}
+
+// ReportOutcome records the outcome of a decide-only call that was allowed.
+func (d *Dispatcher) ReportOutcome(ctx context.Context, p call.Principal, id string, r Report) (*State, error) {
+	if r.Status != StatusSucceeded && r.Status != StatusFailed {
+		return nil, errorf(Invalid, "invalid_status", "status: must be %q or %q", StatusSucceeded, StatusFailed)
+	}
+	if p.Role != call.RoleAgent {
+		return nil, errorf(Forbidden, "not_an_agent", "only the calling agent can report an outcome")
+	}
+	st, err := d.Get(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	if !st.DecideOnly || st.Status != StatusDecided {
+		return nil, errorf(Conflict, "not_reportable", "call %q is %s; only an allowed decide-only call awaiting its outcome can be reported", id, st.Status)
+	}
+	st.PrevStatus = st.Status
+	st.Status, st.Error, st.DurationMS = r.Status, r.Error, r.DurationMS
+	st.UpdatedAt = d.now().UTC()
+	if len(r.Result) > 0 {
+		st.Result = r.Result
+	}
+	rec := d.record(st, audit.KindReportedOutcome, "")
+	rec.Outcome = st.Status
+	rec.Tokens, rec.CostUSD = r.Tokens, r.CostUSD
+	if err := d.store.Commit(ctx, rec, st); errors.Is(err, ErrConflict) {
+		return nil, errorf(Conflict, "not_reportable", "call %q changed state concurrently; its outcome was already reported", id)
+	} else if err != nil {
+		return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the outcome could not be recorded", Err: err}
+	}
+	d.notify(id)
+	return st, nil
+}
+
+// ExpireDue expires pending calls whose approval window has passed, each
+// with an audit record. It returns how many it expired.
+func (d *Dispatcher) ExpireDue(ctx context.Context) (int, error) {
+	now := d.now().UTC()
+	due, err := d.store.DuePending(ctx, now, 100)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, st := range due {
+		st.PrevStatus = st.Status
+		st.Status = StatusExpired
+		st.UpdatedAt = now
+		st.Error = fmt.Sprintf("no approval before %s", st.ExpiresAt.UTC().Format(time.RFC3339))
+		rec := d.record(st, audit.KindExpired, "")
+		rec.Outcome = audit.OutcomeExpired
+		err := d.store.Commit(ctx, rec, st)
+		if errors.Is(err, ErrConflict) {
+			continue // someone else moved it first
+		}
+		if err != nil {
+			return n, err
+		}
+		d.notify(st.ID)
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,134 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/dispatch"
+)
+
+var _ dispatch.Store = (*Store)(nil)
+
+// Commit appends rec to the audit trail and saves st, in one group-committed
+// transaction. A state change whose PrevStatus no longer matches the stored
+// status fails with dispatch.ErrConflict, and then rec is not appended.
+func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.State) error {
+	body, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("commit call %s: %w", st.ID, err)
+	}
+	args := string(st.Args)
+	if args == "" {
+		args = "{}"
+	}
+	var expires any
+	if st.ExpiresAt != nil && st.Status == dispatch.StatusPending {
+		expires = st.ExpiresAt.UTC().Format(timeColumn)
+	}
+	updated := st.UpdatedAt.UTC().Format(timeColumn)
+	apply := func(ctx context.Context, tx *sql.Tx) error {
+		if st.PrevStatus == "" {
+			_, err := tx.ExecContext(ctx, `INSERT INTO calls (id, tenant, agent, status, expires_at, created_at, updated_at, args, body)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				st.ID, st.Tenant, st.Agent, st.Status, expires, st.CreatedAt.UTC().Format(timeColumn), updated, args, string(body))
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE calls SET status = ?, expires_at = ?, updated_at = ?, body = ? WHERE id = ? AND status = ?`,
+			st.Status, expires, updated, string(body), st.ID, st.PrevStatus)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return skip(dispatch.ErrConflict)
+		}
+		return nil
+	}
+	return s.appendWith(ctx, rec, apply)
+}
+
+// CallState returns a call's state, or dispatch.ErrNotFound.
+func (s *Store) CallState(ctx context.Context, id string) (*dispatch.State, error) {
+	var body, args string
+	err := s.db.QueryRowContext(ctx, `SELECT body, args FROM calls WHERE id = ?`, id).Scan(&body, &args)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, dispatch.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read call %s: %w", id, err)
+	}
+	var st dispatch.State
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return nil, fmt.Errorf("read call %s: %w", id, err)
+	}
+	st.Args = json.RawMessage(args)
+	return &st, nil
+}
+
+// DuePending returns up to limit pending calls whose expiry has passed.
+func (s *Store) DuePending(ctx context.Context, now time.Time, limit int) ([]*dispatch.State, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT body, args FROM calls WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
+		now.UTC().Format(timeColumn), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due pending calls: %w", err)
+	}
+	defer rows.Close()
+	var out []*dispatch.State
+	for rows.Next() {
+		var body, args string
+		if err := rows.Scan(&body, &args); err != nil {
+			return nil, fmt.Errorf("due pending calls: %w", err)
+		}
+		var st dispatch.State
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			return nil, fmt.Errorf("due pending calls: %w", err)
+		}
+		st.Args = json.RawMessage(args)
+		out = append(out, &st)
+	}
+	return out, rows.Err()
+}
+
+// Killed returns the kill switch entry that stops tenant/agent, or nil.
+func (s *Store) Killed(ctx context.Context, tenant, agent string) (*dispatch.Kill, error) {
+	var k dispatch.Kill
+	var at string
+	err := s.db.QueryRowContext(ctx, `SELECT by, at, why FROM kills
+		WHERE (tenant = ? AND agent IN (?, '*')) OR (tenant = '*' AND agent = '*')
+		ORDER BY at LIMIT 1`, tenant, agent).Scan(&k.By, &at, &k.Why)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kill switch: %w", err)
+	}
+	k.At, _ = time.Parse(time.RFC3339Nano, at)
+	return &k, nil
+}
+
+// Kill sets the kill switch for tenant/agent ("*" for all).
+func (s *Store) Kill(ctx context.Context, tenant, agent, by, why string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO kills (tenant, agent, by, at, why) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (tenant, agent) DO NOTHING`, tenant, agent, by, time.Now().UTC().Format(time.RFC3339Nano), why)
+	if err != nil {
+		return fmt.Errorf("kill: %w", err)
+	}
+	return nil
+}
+
+// Revive clears the kill switch for tenant/agent; it reports whether one was set.
+func (s *Store) Revive(ctx context.Context, tenant, agent string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM kills WHERE tenant = ? AND agent = ?`, tenant, agent)
+	if err != nil {
+		return false, fmt.Errorf("revive: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

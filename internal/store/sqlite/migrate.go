@@ -1,0 +1,131 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+type migration struct {
+	version int
+	name    string // file name, e.g. 0001_audit.sql
+	sql     string
+}
+
+var migrationName = regexp.MustCompile(`^([0-9]{4,})_[a-z0-9_]+\.sql$`)
+
+// loadMigrations reads and orders the migration files. Version numbers must
+// be unique; gaps are allowed (two branches may each have taken a number).
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	seen := map[int]string{}
+	for _, name := range names {
+		base := path.Base(name)
+		m := migrationName.FindStringSubmatch(base)
+		if m == nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_lower_snake_name.sql", base)
+		}
+		v, err := strconv.Atoi(m[1])
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("migration %s: bad version number", base)
+		}
+		if other, ok := seen[v]; ok {
+			return nil, fmt.Errorf("migrations %s and %s have the same version %d", other, base, v)
+		}
+		seen[v] = base
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(body)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	return ms, nil
+}
+
+// migrate applies the embedded migrations the database lacks, all in one
+// transaction. The transaction begins IMMEDIATE, so when two processes open
+// a new file at once the second waits for the first and then finds nothing
+// left to do.
+func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	return applyMigrations(ctx, db, ms, logger)
+}
+
+func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, logger *slog.Logger) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at TEXT NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	applied := map[int]bool{}
+	newest := 0
+	rows, err := tx.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate: %w", err)
+		}
+		applied[v] = true
+		newest = max(newest, v)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if known := ms[len(ms)-1].version; newest > known {
+		return fmt.Errorf("database schema version %d is newer than this warden knows (%d): upgrade warden", newest, known)
+	}
+
+	var done []string
+	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx,
+			"INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		done = append(done, m.name)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	if len(done) > 0 {
+		logger.Info("sqlite schema migrated", "applied", done)
+	}
+	return nil
+}

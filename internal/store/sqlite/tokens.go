@@ -1,0 +1,115 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warden-dev/warden/internal/call"
+	"github.com/warden-dev/warden/internal/identity"
+)
+
+// ErrNotFound is returned when a token, call or record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// TokenInfo describes a token, never its value.
+type TokenInfo struct {
+	ID        string     `json:"id"`
+	Role      call.Role  `json:"role"`
+	Tenant    string     `json:"tenant"`
+	Agent     string     `json:"agent,omitempty"`
+	Name      string     `json:"name,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// CreateToken stores a new token for p and returns its value, which is not
+// stored and cannot be shown again.
+func (s *Store) CreateToken(ctx context.Context, p call.Principal) (token string, info TokenInfo, err error) {
+	if !p.Role.Valid() {
+		return "", info, fmt.Errorf("unknown role %q", p.Role)
+	}
+	if p.Role == call.RoleAgent && (p.Agent == "" || p.Tenant == "") {
+		return "", info, errors.New("an agent token needs an agent and a tenant")
+	}
+	token, hash := identity.NewToken()
+	now := time.Now().UTC()
+	info = TokenInfo{ID: call.NewID("tok", now), Role: p.Role, Tenant: p.Tenant, Agent: p.Agent, Name: p.Name, CreatedAt: now}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		info.ID, hash, string(p.Role), p.Tenant, p.Agent, p.Name, now.Format(time.RFC3339Nano))
+	if err != nil {
+		return "", info, fmt.Errorf("create token: %w", err)
+	}
+	return token, info, nil
+}
+
+// Authenticate returns the principal of an unrevoked token, or ErrNotFound.
+func (s *Store) Authenticate(ctx context.Context, token string) (call.Principal, error) {
+	if identity.Check(token) != nil {
+		return call.Principal{}, ErrNotFound
+	}
+	var p call.Principal
+	var role string
+	err := s.db.QueryRowContext(ctx, `SELECT id, role, tenant, agent, name FROM tokens WHERE hash = ? AND revoked_at IS NULL`,
+		identity.Hash(token)).Scan(&p.TokenID, &role, &p.Tenant, &p.Agent, &p.Name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return call.Principal{}, ErrNotFound
+	}
+	if err != nil {
+		return call.Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	p.Role = call.Role(role)
+	return p, nil
+}
+
+// RevokeToken revokes one token by id.
+func (s *Store) RevokeToken(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
+		time.Now().UTC().Format(time.RFC3339Nano), id)
+	if err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("token %s: %w (or already revoked)", id, ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeAgentTokens revokes every token of an agent and returns how many.
+func (s *Store) RevokeAgentTokens(ctx context.Context, tenant, agent string) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE role = 'agent' AND tenant = ? AND agent = ? AND revoked_at IS NULL`,
+		time.Now().UTC().Format(time.RFC3339Nano), tenant, agent)
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// Tokens lists every token, newest first.
+func (s *Store) Tokens(ctx context.Context) ([]TokenInfo, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, role, tenant, agent, name, created_at, revoked_at FROM tokens ORDER BY created_at DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []TokenInfo
+	for rows.Next() {
+		var t TokenInfo
+		var role, created string
+		var revoked sql.NullString
+		if err := rows.Scan(&t.ID, &role, &t.Tenant, &t.Agent, &t.Name, &created, &revoked); err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		t.Role = call.Role(role)
+		t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+		if revoked.Valid {
+			r, _ := time.Parse(time.RFC3339Nano, revoked.String)
+			t.RevokedAt = &r
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}

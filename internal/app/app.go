@@ -106,10 +106,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
-	d := dispatch.New(dispatch.Options{Store: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout}, snap)
+	kills := &killCache{Store: store, now: time.Now, entries: map[[2]string]killEntry{}}
+	d := dispatch.New(dispatch.Options{Store: kills, Logger: log, ApprovalTimeout: o.ApprovalTimeout}, snap)
 	srv := server.New(server.Options{
 		Dispatcher: d,
-		Auth:       authenticator{store},
+		Auth:       &tokenCache{next: authenticator{store}, now: time.Now, entries: map[string]tokenEntry{}},
 		Audit:      auditReader{store},
 		Ready:      store.Ping,
 		Logger:     log,

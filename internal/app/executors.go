@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -46,6 +47,17 @@ func snapshot(cfg *config.Config) (*dispatch.Snapshot, error) {
 	return snap, nil
 }
 
+// upstreamTransport is shared by every http connector: keep-alive
+// connections to upstreams survive across calls and config versions. The
+// standard transport keeps only 2 idle connections per host, which under
+// concurrency means a new TCP connection for most calls.
+var upstreamTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	return t
+}()
+
 // httpExecutor adapts the http connector to the dispatcher, resolving
 // credentials at dispatch time and scrubbing their values from what comes
 // back.
@@ -69,7 +81,7 @@ func newHTTPExecutor(c *config.Connector) (*httpExecutor, error) {
 			Headers: a.HTTP.Headers, Body: a.HTTP.Body,
 		}
 	}
-	conn, err := httpconn.New(hc, nil)
+	conn, err := httpconn.New(hc, &http.Client{Transport: upstreamTransport})
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: %w", c.Name, err)
 	}

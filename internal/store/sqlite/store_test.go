@@ -295,3 +295,51 @@ func TestConcurrentOpen(t *testing.T) {
 		t.Errorf("schema_migrations has %d rows, want %d", rows, len(ms))
 	}
 }
+
+// TestWriteTransactionsBeginImmediate: a write transaction holds the write
+// lock from BEGIN, so another writer cannot start one; a read-only one does
+// not.
+func TestWriteTransactionsBeginImmediate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	s := openTest(t, path, Options{})
+	ctx := context.Background()
+	other, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tryWrite := func() error {
+		c, err := other.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			return err
+		}
+		_, err = c.ExecContext(ctx, "ROLLBACK")
+		return err
+	}
+
+	tests := []struct {
+		name      string
+		opts      *sql.TxOptions
+		wantBlock bool
+	}{
+		{"write transaction", nil, true},
+		{"read-only transaction", &sql.TxOptions{ReadOnly: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tx, err := s.DB().BeginTx(ctx, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			err = tryWrite()
+			if blocked := err != nil; blocked != tt.wantBlock {
+				t.Errorf("another writer blocked = %v (err %v), want %v", blocked, err, tt.wantBlock)
+			}
+		})
+	}
+}

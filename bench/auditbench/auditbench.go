@@ -183,7 +183,7 @@ func benchRecord(writer, i int) *audit.Record {
 		RunID:         fmt.Sprintf("run-%d", writer),
 		FrontEnd:      audit.FrontEndREST,
 		Kind:          audit.KindDecision,
-		CallID:        fmt.Sprintf("call-%d-%d", writer, i),
+		CallID:        fmt.Sprintf("call-%012d", i), // time-ordered, like the dispatcher's ids
 		Connector:     "github",
 		Action:        "create_pr",
 		ActionType:    "write",

@@ -171,6 +171,7 @@ func Run(ctx context.Context, o Options) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(srv.Drain) // long polls answer at once instead of holding shutdown
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	var demoSrv *http.Server

@@ -372,10 +372,18 @@ func visible(p call.Principal, st *State) bool {
 func (d *Dispatcher) Wait(ctx context.Context, p call.Principal, id string, wait time.Duration) (*State, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	st, err := d.Get(ctx, p, id)
+	if err != nil || !inProgress(st) || wait <= 0 {
+		return st, err
+	}
 	for {
+		// Watch only calls still in progress, and read again once watching
+		// so that a change in between is not missed. A watcher for an unknown
+		// or finished call would never be notified, and so never removed:
+		// if the call finished meanwhile, notify removes it here.
 		ch := d.watch(id)
-		st, err := d.Get(ctx, p, id)
-		if err != nil || (st.Status != StatusPending && st.Status != StatusRunning) || wait <= 0 {
+		if st, err = d.Get(ctx, p, id); err != nil || !inProgress(st) {
+			d.notify(id)
 			return st, err
 		}
 		// Another process (a CLI, another replica) may change the state
@@ -393,6 +401,10 @@ func (d *Dispatcher) Wait(ctx context.Context, p call.Principal, id string, wait
 		}
 		poll.Stop()
 	}
+}
+
+func inProgress(st *State) bool {
+	return st.Status == StatusPending || st.Status == StatusRunning
 }
 
 func (d *Dispatcher) watch(id string) <-chan struct{} {

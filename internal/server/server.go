@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-dev/warden/internal/audit"
@@ -64,11 +65,15 @@ type Server struct {
 	log     *slog.Logger
 	maxBody int64
 	now     func() time.Time
+
+	draining  chan struct{} // closed by Drain
+	drainOnce sync.Once
 }
 
 // New returns a server.
 func New(o Options) *Server {
-	s := &Server{d: o.Dispatcher, auth: o.Auth, audit: o.Audit, ready: o.Ready, log: o.Logger, maxBody: o.MaxBody, now: o.Now}
+	s := &Server{d: o.Dispatcher, auth: o.Auth, audit: o.Audit, ready: o.Ready, log: o.Logger, maxBody: o.MaxBody, now: o.Now,
+		draining: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +84,37 @@ func New(o Options) *Server {
 		s.now = time.Now
 	}
 	return s
+}
+
+// Drain ends every long poll, now and from now on, with the call's current
+// state: shutdown then waits for calls that run, not for clients waiting on
+// a human. Register it with http.Server.RegisterOnShutdown.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
+
+// wait is dispatch.Wait cut short by Drain.
+func (s *Server) wait(r *http.Request, p call.Principal, id string, wait time.Duration) (*dispatch.State, error) {
+	select {
+	case <-s.draining:
+		wait = 0
+	default:
+	}
+	if wait > 0 {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		go func() {
+			select {
+			case <-s.draining:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		st, err := s.d.Wait(ctx, p, id, wait)
+		if ctx.Err() == nil || r.Context().Err() != nil {
+			return st, err
+		}
+		// Drained, perhaps in the middle of a read: answer with the state now.
+	}
+	return s.d.Wait(r.Context(), p, id, 0)
 }
 
 // Handler returns the HTTP handler with every route.
@@ -119,7 +155,8 @@ func (s *Server) principal(r *http.Request, roles ...call.Role) (call.Principal,
 			return p, nil
 		}
 	}
-	return call.Principal{}, newError(http.StatusForbidden, "forbidden", "a "+string(p.Role)+" token cannot do this")
+	// "an": every role (admin, agent, approver, auditor) starts with a vowel.
+	return call.Principal{}, newError(http.StatusForbidden, "forbidden", "an "+string(p.Role)+" token cannot do this")
 }
 
 // callResponse is what POST /v1/calls answers.
@@ -183,7 +220,7 @@ func (s *Server) call(w http.ResponseWriter, r *http.Request, decideOnly bool) e
 		return err
 	}
 	if st.Status == dispatch.StatusPending && req.wait > 0 {
-		if st, err = s.d.Wait(r.Context(), p, st.ID, req.wait); err != nil {
+		if st, err = s.wait(r, p, st.ID, req.wait); err != nil {
 			return err
 		}
 	}
@@ -208,7 +245,7 @@ func (s *Server) getCall(w http.ResponseWriter, r *http.Request) error {
 		}
 		wait = min(wait, maxWait)
 	}
-	st, err := s.d.Wait(r.Context(), p, r.PathValue("id"), wait)
+	st, err := s.wait(r, p, r.PathValue("id"), wait)
 	if err != nil {
 		return err
 	}

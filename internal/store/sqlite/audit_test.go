@@ -265,8 +265,9 @@ func TestReopenContinues(t *testing.T) {
 		}
 	}
 	s := openTest(t, path, Options{})
-	if res := mustVerify(t, s, signer.Public(), 15); res.Checkpoints != 3 {
-		t.Errorf("checkpoints = %d, want 3 (at 4, 8, 12)", res.Checkpoints)
+	// Every 4 records, and at each Close: 4, 5, 9, 10, 14, 15.
+	if res := mustVerify(t, s, signer.Public(), 15); res.Checkpoints != 6 {
+		t.Errorf("checkpoints = %d, want 6 (at 4, 5, 9, 10, 14, 15)", res.Checkpoints)
 	}
 }
 

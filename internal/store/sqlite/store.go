@@ -38,6 +38,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/warden-dev/warden/internal/audit"
 
@@ -219,9 +220,47 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		<-s.writerDone
+		if err := s.finalCheckpoint(); err != nil {
+			s.logger.Error("final audit checkpoint", "err", err)
+			s.closeErr = err
+		}
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %w", err)
 		}
 	})
 	return s.closeErr
+}
+
+// finalCheckpoint signs the chain's head on Close if records were appended
+// since the last checkpoint, so that a clean shutdown leaves no unsigned
+// tail that could be rewritten unnoticed.
+func (s *Store) finalCheckpoint() error {
+	if s.signer == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: final checkpoint: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	seq, hash, err := readHead(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("sqlite: final checkpoint: %w", err)
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints").Scan(&last); err != nil {
+		return fmt.Errorf("sqlite: final checkpoint: %w", err)
+	}
+	if seq == 0 || seq <= last {
+		return nil
+	}
+	cp := s.signer.Sign(seq, hash, time.Now())
+	if _, err := tx.ExecContext(ctx,
+		"INSERT INTO audit_checkpoints (seq, hash, time, key_id, signature) VALUES (?, ?, ?, ?, ?)",
+		cp.Seq, cp.Hash, cp.Time.Format(time.RFC3339Nano), cp.KeyID, cp.Signature); err != nil {
+		return fmt.Errorf("sqlite: final checkpoint at seq %d: %w", seq, err)
+	}
+	return tx.Commit()
 }

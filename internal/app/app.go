@@ -199,6 +199,13 @@ func Run(ctx context.Context, o Options) error {
 	if demoSrv != nil {
 		_ = demoSrv.Shutdown(sctx)
 	}
+	// Executions outlive their requests (the outcome must be recorded even
+	// if the client went away); give them up to the execution timeout.
+	ictx, icancel := context.WithTimeout(context.Background(), 60*time.Second)
+	if err := d.WaitIdle(ictx); err != nil {
+		log.Error("executions still running at shutdown; their outcomes will be missing from the audit trail", "err", err)
+	}
+	icancel()
 	stopBG()
 	wg.Wait()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {

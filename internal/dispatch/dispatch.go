@@ -130,6 +130,27 @@ type Dispatcher struct {
 
 	mu       sync.Mutex
 	watchers map[string]chan struct{} // call id → closed when its state changes
+
+	// running counts executions in progress, so that shutdown can let them
+	// record their outcome before the store closes.
+	running sync.WaitGroup
+}
+
+// WaitIdle waits until no execution is in progress, or ctx ends. Shutdown
+// calls it after the HTTP server stopped accepting, so that a call whose
+// client gave up still gets its outcome record.
+func (d *Dispatcher) WaitIdle(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		d.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // New returns a dispatcher serving snap.
@@ -269,6 +290,8 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 }
 
 func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req Request) (*State, error) {
+	d.running.Add(1)
+	defer d.running.Done()
 	// The call runs to completion even if the client goes away: its outcome
 	// must be recorded either way.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.execTimeout)

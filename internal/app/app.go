@@ -23,6 +23,7 @@ import (
 	"github.com/warden-dev/warden/internal/config"
 	"github.com/warden-dev/warden/internal/demo"
 	"github.com/warden-dev/warden/internal/dispatch"
+	"github.com/warden-dev/warden/internal/secret"
 	"github.com/warden-dev/warden/internal/server"
 	"github.com/warden-dev/warden/internal/store/sqlite"
 )
@@ -42,6 +43,7 @@ type Options struct {
 	Logger          *slog.Logger
 	Out             io.Writer     // where dev-mode tokens are printed
 	Ready           chan<- string // receives the listen address once serving (tests)
+	MasterKeyFile   string        // local:// master key file; default $WARDEN_MASTER_KEY
 }
 
 // DefaultAddr is where `warden serve` listens by default.
@@ -74,6 +76,10 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// One redactor for every outbound path: responses, errors, audit
+	// records and these logs.
+	redactor := secret.NewRedactor()
+	log = slog.New(redactor.LogHandler(log.Handler()))
 	if o.Addr == "" {
 		o.Addr = DefaultAddr
 	}
@@ -88,7 +94,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("config %s:\n%w", o.ConfigDir, err)
 	}
-	snap, err := snapshot(cfg)
+	sec, localSecrets, err := newSecrets(o.MasterKeyFile, redactor, cfg, log)
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	snap, err := snapshot(cfg, sec)
 	if err != nil {
 		return err
 	}
@@ -106,8 +116,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
+	localSecrets.Store = store // before any call can resolve a local:// secret
 	kills := &killCache{Store: store, now: time.Now, entries: map[[2]string]killEntry{}}
-	d := dispatch.New(dispatch.Options{Store: kills, Logger: log, ApprovalTimeout: o.ApprovalTimeout}, snap)
+	d := dispatch.New(dispatch.Options{Store: kills, Approvals: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout, Redactor: redactor}, snap)
 	srv := server.New(server.Options{
 		Dispatcher: d,
 		Auth:       &tokenCache{next: authenticator{store}, now: time.Now, entries: map[string]tokenEntry{}},
@@ -146,7 +157,7 @@ func Run(ctx context.Context, o Options) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	wg.Add(1)
-	go func() { // expire approvals nobody gave in time
+	go func() { // expire approvals nobody gave in time; close interrupted calls
 		defer wg.Done()
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
@@ -160,6 +171,29 @@ func Run(ctx context.Context, o Options) error {
 				} else if n > 0 {
 					log.Info("expired pending calls", "count", n)
 				}
+				if n, err := d.ReapInterrupted(bg); err != nil {
+					log.Error("closing interrupted calls", "err", err)
+				} else if n > 0 {
+					log.Warn("closed calls interrupted before their outcome was recorded", "count", n)
+				}
+			}
+		}
+	}()
+	wg.Add(1)
+	go func() { // run calls approved elsewhere (the CLI) or left approved by a restart
+		defer wg.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if n, err := d.ExecuteApproved(bg); err != nil && bg.Err() == nil {
+				log.Error("running approved calls", "err", err)
+			} else if n > 0 {
+				log.Info("ran approved calls", "count", n)
+			}
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
 			}
 		}
 	}()
@@ -228,6 +262,12 @@ func printDevTokens(ctx context.Context, w io.Writer, store *sqlite.Store, cfg *
 		fmt.Fprintf(w, "agent %s/%s token: %s\n", a.Tenant, a.Name, tok)
 		fmt.Fprintf(w, "  export WARDEN_TOKEN=%s\n", tok)
 	}
+	tok, _, err := store.CreateToken(ctx, call.Principal{Role: call.RoleApprover, Name: "dev-approver"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "approver dev-approver token (every tenant): %s\n", tok)
+	fmt.Fprintf(w, "  export WARDEN_APPROVER_TOKEN=%s\n", tok)
 	return nil
 }
 

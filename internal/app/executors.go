@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,8 +19,9 @@ import (
 
 // snapshot builds everything that depends on one config version: the
 // engine, an executor per connector warden runs, and compiled input
-// schemas.
-func snapshot(cfg *config.Config) (*dispatch.Snapshot, error) {
+// schemas. Executors resolve credentials through sec, each scoped to its
+// own connector's credentials.
+func snapshot(cfg *config.Config, sec *secret.Resolver) (*dispatch.Snapshot, error) {
 	snap := &dispatch.Snapshot{
 		Engine:    policy.New(cfg),
 		Executors: map[string]dispatch.Executor{},
@@ -38,7 +40,7 @@ func snapshot(cfg *config.Config) (*dispatch.Snapshot, error) {
 		if c.Type != config.TypeHTTP {
 			continue // other types are decide-only until their connectors land
 		}
-		ex, err := newHTTPExecutor(c)
+		ex, err := newHTTPExecutor(c, sec)
 		if err != nil {
 			return nil, err
 		}
@@ -59,14 +61,16 @@ var upstreamTransport = func() *http.Transport {
 }()
 
 // httpExecutor adapts the http connector to the dispatcher, resolving
-// credentials at dispatch time and scrubbing their values from what comes
-// back.
+// credentials at dispatch time (only its own connector's, cached for at
+// most the connector's credentials_ttl) and scrubbing every secret from
+// what comes back with the process's one redactor.
 type httpExecutor struct {
-	conn  *httpconn.Connector
-	creds map[string]string // credential name → reference
+	conn     *httpconn.Connector
+	creds    *secret.Scope
+	redactor *secret.Redactor
 }
 
-func newHTTPExecutor(c *config.Connector) (*httpExecutor, error) {
+func newHTTPExecutor(c *config.Connector, sec *secret.Resolver) (*httpExecutor, error) {
 	hc := httpconn.Config{
 		Name:       c.Name,
 		BaseURL:    c.HTTP.BaseURL,
@@ -85,38 +89,39 @@ func newHTTPExecutor(c *config.Connector) (*httpExecutor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connector %s: %w", c.Name, err)
 	}
-	return &httpExecutor{conn: conn, creds: c.Credentials}, nil
+	ttl := secret.DefaultTTL
+	if c.CredentialsTTL != nil {
+		ttl = time.Duration(*c.CredentialsTTL)
+	}
+	return &httpExecutor{conn: conn, creds: sec.Scope(c.Name, c.Credentials, ttl), redactor: sec.Redactor()}, nil
 }
 
 func (e *httpExecutor) Execute(ctx context.Context, action string, args map[string]any) (*dispatch.Outcome, error) {
 	var (
-		mu     sync.Mutex
-		used   []string
-		values = map[string]string{}
+		mu   sync.Mutex
+		used []string // references, never values
 	)
 	resolve := func(name string) (string, error) {
-		ref, ok := e.creds[name]
-		if !ok {
-			return "", fmt.Errorf("no credential %q", name)
+		if ref, ok := e.creds.Reference(name); ok {
+			mu.Lock()
+			if !slices.Contains(used, ref) {
+				used = append(used, ref)
+			}
+			mu.Unlock()
 		}
-		r, err := secret.ParseRef(ref)
+		// A failure names the reference, never a value, and fails the
+		// call: the request is not sent without its credential.
+		v, err := e.creds.Resolve(ctx, name)
 		if err != nil {
 			return "", err
 		}
-		v, err := secret.Resolve(ctx, r)
-		mu.Lock()
-		used = append(used, ref)
-		if err == nil {
-			values[name] = v
-		}
-		mu.Unlock()
-		return v, err
+		return v.Reveal(), nil
 	}
 	res, err := e.conn.Execute(ctx, action, args, resolve)
 	out := &dispatch.Outcome{CredentialsUsed: used}
 	if err != nil {
 		out.Failed = true
-		out.Error = secret.Scrub(err.Error(), values)
+		out.Error = e.redactor.Redact(err.Error())
 		return out, nil
 	}
 	result := map[string]any{"status": res.Status, "body": res.Body}
@@ -130,7 +135,7 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 	if err != nil {
 		return &dispatch.Outcome{Failed: true, Error: "the upstream response could not be encoded", CredentialsUsed: used}, nil
 	}
-	out.Result = json.RawMessage(secret.Scrub(string(b), values))
+	out.Result = json.RawMessage(e.redactor.RedactJSON(b))
 	if res.Status >= 400 {
 		out.Failed = true
 		out.Error = fmt.Sprintf("upstream answered %d", res.Status)

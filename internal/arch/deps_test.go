@@ -11,6 +11,7 @@ const module = "github.com/warden-dev/warden"
 // domain packages decide and describe; they never do I/O over the network,
 // talk SQL, or know how the program is wired.
 var domain = []string{
+	"internal/approval",
 	"internal/call",
 	"internal/condition",
 	"internal/config",

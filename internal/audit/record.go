@@ -50,6 +50,9 @@ const (
 	KindDecisionOnly    = "decision_only"    // POST /v1/decide: decided, nothing executed
 	KindReportedOutcome = "reported_outcome" // a runtime reported what it did after decision_only
 	KindExpired         = "expired"          // an approval wait that ran out
+	KindApproval        = "approval"         // an approver approved (approval set); with enough approvals the call is approved
+	KindDenial          = "denial"           // an approver denied (approval set): the call is refused
+	KindStarted         = "started"          // an approved call claimed for execution, written before it runs
 )
 
 // Outcomes of a call, set on outcome records and empty on decision records.
@@ -108,6 +111,7 @@ type Record struct {
 type Approval struct {
 	ID        string    `json:"id"`
 	Approver  string    `json:"approver"`
+	Channel   string    `json:"channel,omitempty"` // cli, web, slack, api
 	DecidedAt time.Time `json:"decided_at"`
 	Comment   string    `json:"comment"`
 }
@@ -125,7 +129,7 @@ type Approval struct {
 //   - numbers inside args kept as their literal text; cost_usd in the
 //     shortest form that parses back to the same float64;
 //   - absent args as null, absent rules and credentials_used as [], absent
-//     approval as null.
+//     approval as null; approval.channel only when not empty.
 //
 // Decoding the encoding back into a Record and encoding it again yields the
 // same bytes, which is what lets a verifier recompute hashes from storage.
@@ -147,6 +151,12 @@ func (r *Record) Canonical() ([]byte, error) {
 		e.begin()
 		e.key("approver")
 		e.str(r.Approval.Approver)
+		if r.Approval.Channel != "" {
+			// Added after the format was fixed: left out when empty, so
+			// that records written before it keep their hashes.
+			e.key("channel")
+			e.str(r.Approval.Channel)
+		}
 		e.key("comment")
 		e.str(r.Approval.Comment)
 		e.key("decided_at")

@@ -104,4 +104,18 @@ type Verdict struct {
 	Reason     string      `json:"reason"`
 	ActionType ActionType  `json:"action_type,omitempty"`
 	Violations []Violation `json:"violations,omitempty"`
+	// Approval is what a REQUIRE_APPROVAL decision asks of its approvers
+	// when a rule set it; nil means the defaults (one approver, anyone in
+	// scope, the server's timeout).
+	Approval *ApprovalSpec `json:"approval,omitempty"`
+}
+
+// ApprovalSpec is what the rules that required approval ask: how long to
+// wait, who may approve and how many must.
+type ApprovalSpec struct {
+	Timeout time.Duration `json:"timeout,omitempty"` // 0: the server's default
+	// Approvers holds one glob list per rule that named approvers: an
+	// approver must match a glob of every list (each rule has its say).
+	Approvers    [][]string `json:"approvers,omitempty"`
+	MinApprovals int        `json:"min_approvals,omitempty"` // 0 or 1: one approval
 }

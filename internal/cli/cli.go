@@ -45,6 +45,8 @@ func commands() []command {
 		{"agents", "agent identities: agents token create|revoke AGENT", runAgents},
 		{"tokens", "human tokens: tokens create|list|revoke", runTokens},
 		{"audit", "the audit trail: audit tail|search|verify|export", runAudit},
+		{"secrets", "the local secret store: secrets set|rotate|revoke NAME, list, rekey", runSecrets},
+		{"approvals", "the human checkpoint: approvals list|show|approve|deny", runApprovals},
 		{"version", "print warden's version", runVersion},
 	}
 }

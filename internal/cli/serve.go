@@ -24,6 +24,7 @@ func runServe(e *env, args []string) int {
 	dev := fs.Bool("dev", false, "development mode: create and print an agent token for every agent")
 	demo := fs.Bool("demo", false, "also start the quick start's demo upstream")
 	demoAddr := fs.String("demo-addr", "127.0.0.1:7071", "where the demo upstream listens")
+	masterKeyFile := masterKeyFlag(fs)
 	pos, ok := parse(fs, args, e.stderr)
 	if !ok {
 		return exitBadArgs
@@ -52,7 +53,7 @@ func runServe(e *env, args []string) int {
 		ConfigDir: *dir, DB: *db, AuditKey: *key, Addr: *addr, Grace: *grace,
 		ApprovalTimeout: *approvalTimeout, MaxBody: *maxBody,
 		Dev: *dev, Demo: *demo, DemoAddr: *demoAddr,
-		Logger: slog.New(h), Out: e.stdout,
+		Logger: slog.New(h), Out: e.stdout, MasterKeyFile: *masterKeyFile,
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "warden serve: %v\n", err)

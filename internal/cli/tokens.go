@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/warden-dev/warden/internal/call"
+	"github.com/warden-dev/warden/internal/store/sqlite"
 )
 
 // warden agents token create AGENT [--tenant T] | revoke AGENT [--tenant T] [--id ID]
@@ -59,11 +60,13 @@ func runTokens(e *env, args []string) int {
 		return exitBadArgs
 	}
 	verb := args[0]
-	fs := newFlags("tokens "+verb, "tokens create --role admin|approver|auditor [--tenant T] [--name N] | list [--json] | revoke ID")
+	fs := newFlags("tokens "+verb, "tokens create --role admin|approver|auditor [--tenant T] [--name N] [--agents GLOBS] [--connectors GLOBS] | list [--json] | revoke ID")
 	db := dbFlag(fs)
 	role := fs.String("role", "", "admin, approver or auditor (create)")
 	tenant := fs.String("tenant", "", "limit the token to one tenant (create; default: every tenant)")
 	name := fs.String("name", "", "who holds the token, e.g. alice (create)")
+	agents := fs.String("agents", "", "approver tokens: only these agents, comma-separated globs (create; default any)")
+	connectors := fs.String("connectors", "", "approver tokens: only these connectors, comma-separated globs (create; default any)")
 	asJSON := fs.Bool("json", false, "print JSON (list)")
 	pos, ok := parse(fs, args[1:], e.stderr)
 	if !ok {
@@ -81,6 +84,10 @@ func runTokens(e *env, args []string) int {
 			e.errorf("--role must be admin, approver or auditor (agent tokens: warden agents token create)")
 			return exitBadArgs
 		}
+		if (*agents != "" || *connectors != "") && r != call.RoleApprover {
+			e.errorf("--agents and --connectors scope approver tokens only")
+			return exitBadArgs
+		}
 	}
 	if verb == "revoke" && len(pos) != 1 {
 		e.errorf("name exactly one token id")
@@ -93,7 +100,13 @@ func runTokens(e *env, args []string) int {
 	defer st.Close()
 	switch verb {
 	case "create":
-		tok, info, err := st.CreateToken(e.ctx, call.Principal{Role: call.Role(*role), Tenant: *tenant, Name: *name})
+		p := call.Principal{Role: call.Role(*role), Tenant: *tenant, Name: *name}
+		tok, info, err := "", sqlite.TokenInfo{}, error(nil)
+		if p.Role == call.RoleApprover {
+			tok, info, err = createApproverToken(e, st, p, *agents, *connectors)
+		} else {
+			tok, info, err = st.CreateToken(e.ctx, p)
+		}
 		if err != nil {
 			e.errorf("%v", err)
 			return exitFailed

@@ -92,6 +92,9 @@ type Connector struct {
 	// Builtin connectors (claude-code) accept any action name; unlisted ones
 	// are of type unknown.
 	Builtin bool `json:"-"`
+	// CredentialsTTL is how long a resolved credential value is reused;
+	// nil: the default (1m); 0: resolved on every call.
+	CredentialsTTL *Duration `json:"credentials_ttl,omitempty"`
 }
 
 // ActionType returns the type of the named action and whether it exists.
@@ -156,6 +159,14 @@ type Rule struct {
 	Condition   *condition.Condition `json:"-"`
 	Decision    call.Decision        `json:"decision"`
 	Constraints []*Constraint        `json:"constraints,omitempty"` // sorted by path
+	Approval    *Approval            `json:"approval,omitempty"`    // REQUIRE_APPROVAL only
+}
+
+// Approval is a REQUIRE_APPROVAL rule's `approval` section.
+type Approval struct {
+	Timeout      Duration `json:"timeout,omitempty"`       // default: the server's --approval-timeout
+	Approvers    []string `json:"approvers,omitempty"`     // globs over approver names; default anyone in scope
+	MinApprovals int      `json:"min_approvals,omitempty"` // distinct approvers needed; default 1
 }
 
 // Match selects calls. Each field is a list of exact names or globs (*, ?,

@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/secret"
@@ -45,6 +46,19 @@ func (d *decoder) connector(n *yaml.Node) *Connector {
 					d.errorf(vn, "credentials.%s: %v", k.Value, err)
 				}
 			})
+		}},
+		field{key: "credentials_ttl", set: func(v *yaml.Node) {
+			s, ok := d.str(v, "credentials_ttl")
+			if !ok {
+				return
+			}
+			ttl, err := time.ParseDuration(s)
+			if err != nil || ttl < 0 {
+				d.errorf(d.resolve(v), "credentials_ttl must be a duration such as 30s or 5m (0 = resolve on every call), got %q", s)
+				return
+			}
+			t := Duration(ttl)
+			c.CredentialsTTL = &t
 		}},
 		field{key: "actions", required: true, set: func(v *yaml.Node) { actionsNode = v }},
 		typeKey("base_url", func(v *yaml.Node) { c.BaseURL, _ = d.str(v, "base_url") }),

@@ -49,7 +49,7 @@ func (d *decoder) policy(n *yaml.Node) *Policy {
 
 func (d *decoder) rule(n *yaml.Node, p *Policy) *Rule {
 	r := &Rule{Pos: d.pos(d.resolve(n)), Policy: p.Name, Tenant: p.Tenant}
-	var decisionNode, constraintsNode *yaml.Node
+	var decisionNode, constraintsNode, approvalNode *yaml.Node
 	ok := d.object(n, "rule",
 		field{key: "name", required: true, set: d.name(&r.Name, "rule name")},
 		field{key: "description", set: d.strInto(&r.Description, "description")},
@@ -80,6 +80,7 @@ func (d *decoder) rule(n *yaml.Node, p *Policy) *Rule {
 			}
 		}},
 		field{key: "constraints", set: func(v *yaml.Node) { constraintsNode = v; r.Constraints = d.constraints(v) }},
+		field{key: "approval", set: func(v *yaml.Node) { approvalNode = v; r.Approval = d.approval(v) }},
 	)
 	if !ok || r.Name == "" {
 		return nil
@@ -93,7 +94,42 @@ func (d *decoder) rule(n *yaml.Node, p *Policy) *Rule {
 	if constraintsNode != nil && r.Decision.Valid() && r.Decision != call.AllowWithConstraints {
 		d.errorf(d.resolve(constraintsNode), "rule %q: constraints only apply to ALLOW_WITH_CONSTRAINTS, not %s", r.Name, r.Decision)
 	}
+	if approvalNode != nil && r.Decision.Valid() && r.Decision != call.RequireApproval {
+		d.errorf(d.resolve(approvalNode), "rule %q: approval only applies to REQUIRE_APPROVAL, not %s", r.Name, r.Decision)
+	}
 	return r
+}
+
+// approval reads a rule's `approval: {timeout, approvers, min_approvals}`.
+func (d *decoder) approval(n *yaml.Node) *Approval {
+	a := &Approval{}
+	d.object(n, "approval",
+		field{key: "timeout", set: func(v *yaml.Node) { a.Timeout, _ = d.duration(v, "approval.timeout") }},
+		field{key: "approvers", set: func(v *yaml.Node) {
+			list := d.strList(v, "approval.approvers")
+			if v := d.resolve(v); v != nil && v.Kind == yaml.SequenceNode && len(list) == 0 {
+				d.errorf(v, "approval.approvers is an empty list, which nobody could satisfy; remove it to let any approver in scope decide")
+			}
+			for _, g := range list {
+				if err := checkGlob(g); err != nil {
+					d.errorf(d.resolve(v), "approval.approvers: %v", err)
+				}
+			}
+			a.Approvers = list
+		}},
+		field{key: "min_approvals", set: func(v *yaml.Node) {
+			i, ok := d.integer(v, "approval.min_approvals")
+			if !ok {
+				return
+			}
+			if i < 1 || i > 10 {
+				d.errorf(d.resolve(v), "approval.min_approvals must be from 1 to 10, got %d", i)
+				return
+			}
+			a.MinApprovals = int(i)
+		}},
+	)
+	return a
 }
 
 func (d *decoder) match(n *yaml.Node, m *Match) {

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/warden-dev/warden/internal/approval"
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/policy"
@@ -28,6 +29,7 @@ import (
 // Call statuses.
 const (
 	StatusPending   = "pending"   // waiting for a human (or for expiry)
+	StatusApproved  = "approved"  // approved by enough humans; not yet claimed for execution
 	StatusRunning   = "running"   // decided and recorded; the connector is executing
 	StatusSucceeded = "succeeded" // executed, connector reported success
 	StatusFailed    = "failed"    // executed (or tried to), connector failed
@@ -50,6 +52,7 @@ type State struct {
 	Environment   string          `json:"environment,omitempty"`
 	RunID         string          `json:"run_id,omitempty"`
 	FrontEnd      string          `json:"front_end"`
+	Trigger       string          `json:"trigger,omitempty"`
 	Args          json.RawMessage `json:"-"`
 	Decision      call.Decision   `json:"decision"`
 	Rules         []string        `json:"rules"`
@@ -63,6 +66,9 @@ type State struct {
 	UpdatedAt     time.Time       `json:"updated_at"`
 	ExpiresAt     *time.Time      `json:"expires_at,omitempty"`
 	DurationMS    int64           `json:"duration_ms,omitempty"`
+	// Approval is the approval request of a REQUIRE_APPROVAL call, with
+	// the votes so far; saved with the state, so durable with its records.
+	Approval *approval.Request `json:"approval,omitempty"`
 
 	// PrevStatus is the status this change moves the call from ("" for a
 	// new call). Store.Commit applies the change only if the stored status
@@ -80,6 +86,7 @@ type Store interface {
 	CallState(ctx context.Context, id string) (*State, error) // ErrNotFound when absent
 	Killed(ctx context.Context, tenant, agent string) (*Kill, error)
 	DuePending(ctx context.Context, now time.Time, limit int) ([]*State, error)
+	StaleRunning(ctx context.Context, before time.Time, limit int) ([]*State, error)
 }
 
 // Kill is an active kill switch entry.
@@ -113,15 +120,19 @@ type Snapshot struct {
 // Options configure a Dispatcher.
 type Options struct {
 	Store           Store
+	Approvals       ApprovalStore // finds approval requests; nil: approvals cannot be decided
 	Logger          *slog.Logger
 	Now             func() time.Time // default time.Now
 	ApprovalTimeout time.Duration    // how long a call waits for a human; default 15m
 	ExecTimeout     time.Duration    // upper bound on one execution; default 60s
+	Redactor        Redactor         // scrubs secrets from what is recorded and returned; nil: nothing is scrubbed
 }
 
 // Dispatcher runs calls. It is safe for concurrent use.
 type Dispatcher struct {
 	store           Store
+	approvals       ApprovalStore
+	redactor        Redactor
 	log             *slog.Logger
 	now             func() time.Time
 	approvalTimeout time.Duration
@@ -157,6 +168,8 @@ func (d *Dispatcher) WaitIdle(ctx context.Context) error {
 func New(opts Options, snap *Snapshot) *Dispatcher {
 	d := &Dispatcher{
 		store:           opts.Store,
+		approvals:       opts.Approvals,
+		redactor:        opts.Redactor,
 		log:             opts.Logger,
 		now:             opts.Now,
 		approvalTimeout: opts.ApprovalTimeout,
@@ -235,7 +248,7 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 	st := &State{
 		ID: call.NewID("call", now), Tenant: p.Tenant, Agent: p.Agent,
 		Connector: req.Connector, Action: req.Action, ActionType: string(actionType),
-		Environment: req.Environment, RunID: req.RunID, FrontEnd: req.FrontEnd,
+		Environment: req.Environment, RunID: req.RunID, FrontEnd: req.FrontEnd, Trigger: req.Trigger,
 		Args: args, ConfigVersion: snap.Engine.Version(), DecideOnly: req.DecideOnly,
 		CreatedAt: now, UpdatedAt: now,
 	}
@@ -270,8 +283,13 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 		rec.Outcome = StatusRefused
 	case call.RequireApproval:
 		st.Status = StatusPending
-		exp := now.Add(d.approvalTimeout)
+		timeout := d.approvalTimeout
+		if v.Approval != nil && v.Approval.Timeout > 0 {
+			timeout = v.Approval.Timeout
+		}
+		exp := now.Add(timeout)
 		st.ExpiresAt = &exp
+		st.Approval = approval.New(call.NewID("apr", now), v.Approval)
 	default:
 		st.Status = StatusRunning
 		if req.DecideOnly {
@@ -320,6 +338,7 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 			st.Result = b
 		}
 	}
+	st.Result, st.Error = d.redactJSON(st.Result), d.redact(st.Error)
 	rec := d.record(st, audit.KindOutcome, req.Trigger)
 	rec.Outcome = st.Status
 	rec.CredentialsUsed = out.CredentialsUsed
@@ -348,18 +367,25 @@ func (d *Dispatcher) record(st *State, kind, trigger string) *audit.Record {
 		Connector:     st.Connector,
 		Action:        st.Action,
 		ActionType:    st.ActionType,
-		Args:          st.Args,
+		Args:          d.redactJSON(st.Args),
 		Environment:   st.Environment,
 		Decision:      string(st.Decision),
 		Rules:         st.Rules,
-		Reason:        st.Reason,
+		Reason:        d.redact(st.Reason),
 		ConfigVersion: st.ConfigVersion,
-		Error:         st.Error,
+		Error:         d.redact(st.Error),
 		DurationMS:    st.DurationMS,
 	}
 	if len(st.Result) > 0 {
 		sum := sha256.Sum256(st.Result)
 		r.ResultDigest = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	if st.Approval != nil {
+		// The latest vote: the one this record is about, or the one that
+		// let the call run.
+		if v := st.Approval.Last(); v != nil {
+			r.Approval = &audit.Approval{ID: st.Approval.ID, Approver: v.Approver, Channel: v.Channel, DecidedAt: v.At, Comment: v.Comment}
+		}
 	}
 	return r
 }
@@ -427,7 +453,7 @@ func (d *Dispatcher) Wait(ctx context.Context, p call.Principal, id string, wait
 }
 
 func inProgress(st *State) bool {
-	return st.Status == StatusPending || st.Status == StatusRunning
+	return st.Status == StatusPending || st.Status == StatusApproved || st.Status == StatusRunning
 }
 
 func (d *Dispatcher) watch(id string) <-chan struct{} {
@@ -481,6 +507,7 @@ func (d *Dispatcher) ReportOutcome(ctx context.Context, p call.Principal, id str
 	if len(r.Result) > 0 {
 		st.Result = r.Result
 	}
+	st.Result, st.Error = d.redactJSON(st.Result), d.redact(st.Error)
 	rec := d.record(st, audit.KindReportedOutcome, "")
 	rec.Outcome = st.Status
 	rec.Tokens, rec.CostUSD = r.Tokens, r.CostUSD
@@ -507,11 +534,43 @@ func (d *Dispatcher) ExpireDue(ctx context.Context) (int, error) {
 		st.Status = StatusExpired
 		st.UpdatedAt = now
 		st.Error = fmt.Sprintf("no approval before %s", st.ExpiresAt.UTC().Format(time.RFC3339))
+		st.Reason = "expired: " + st.Error
 		rec := d.record(st, audit.KindExpired, "")
 		rec.Outcome = audit.OutcomeExpired
 		err := d.store.Commit(ctx, rec, st)
 		if errors.Is(err, ErrConflict) {
 			continue // someone else moved it first
+		}
+		if err != nil {
+			return n, err
+		}
+		d.notify(st.ID)
+		n++
+	}
+	return n, nil
+}
+
+// ReapInterrupted closes calls whose execution was cut off before its
+// outcome was recorded (warden was killed mid-call): a call still running
+// well past the execution timeout cannot be running anywhere. Each gets an
+// outcome record, failed, saying the action may or may not have happened.
+func (d *Dispatcher) ReapInterrupted(ctx context.Context) (int, error) {
+	now := d.now().UTC()
+	stale, err := d.store.StaleRunning(ctx, now.Add(-d.execTimeout-time.Minute), 100)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, st := range stale {
+		st.PrevStatus = st.Status
+		st.Status = StatusFailed
+		st.UpdatedAt = now
+		st.Error = "interrupted: warden stopped before the outcome was recorded; the action may or may not have run"
+		rec := d.record(st, audit.KindOutcome, "")
+		rec.Outcome = audit.OutcomeFailed
+		err := d.store.Commit(ctx, rec, st)
+		if errors.Is(err, ErrConflict) {
+			continue
 		}
 		if err != nil {
 			return n, err

@@ -229,6 +229,9 @@ func (e *Engine) Decide(c *call.Call) call.Verdict {
 			continue
 		}
 		v.Rules = append(v.Rules, r.Name)
+		if r.Approval != nil {
+			v.Approval = mergeApproval(v.Approval, r.Approval)
+		}
 		if r.Reason != "" {
 			reasons = append(reasons, fmt.Sprintf("rule %q: %s", r.Name, r.Reason))
 		} else {
@@ -323,4 +326,21 @@ func (m *matcher) match(s string) bool {
 		}
 	}
 	return false
+}
+
+// mergeApproval tightens spec with one more REQUIRE_APPROVAL rule's
+// approval section: the shortest timeout, the most approvals, and every
+// rule's approver list must be satisfied.
+func mergeApproval(spec *call.ApprovalSpec, a *config.Approval) *call.ApprovalSpec {
+	if spec == nil {
+		spec = &call.ApprovalSpec{}
+	}
+	if t := time.Duration(a.Timeout); t > 0 && (spec.Timeout == 0 || t < spec.Timeout) {
+		spec.Timeout = t
+	}
+	if len(a.Approvers) > 0 {
+		spec.Approvers = append(spec.Approvers, a.Approvers)
+	}
+	spec.MinApprovals = max(spec.MinApprovals, a.MinApprovals)
+	return spec
 }

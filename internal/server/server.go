@@ -125,6 +125,10 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/decide", s.handle(s.postDecide))
 	mux.Handle("POST /v1/calls/{id}/outcome", s.handle(s.postOutcome))
 	mux.Handle("GET /v1/audit", s.handle(s.getAudit))
+	mux.Handle("GET /v1/approvals", s.handle(s.getApprovals))
+	mux.Handle("GET /v1/approvals/{id}", s.handle(s.getApproval))
+	mux.Handle("POST /v1/approvals/{id}/approve", s.handle(s.postApprove))
+	mux.Handle("POST /v1/approvals/{id}/deny", s.handle(s.postDeny))
 	mux.Handle("GET /healthz", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil
@@ -179,10 +183,13 @@ func respond(st *dispatch.State) (int, callResponse) {
 	if len(st.Result) > 0 {
 		resp.Result = jsonRaw(st.Result)
 	}
+	if st.Approval != nil {
+		resp.ApprovalID = st.Approval.ID
+	}
 	switch st.Status {
 	case dispatch.StatusRefused:
 		return http.StatusForbidden, resp
-	case dispatch.StatusPending:
+	case dispatch.StatusPending, dispatch.StatusApproved, dispatch.StatusRunning:
 		return http.StatusAccepted, resp
 	case dispatch.StatusExpired:
 		// It waited and nobody approved: refused, with the expiry as reason.

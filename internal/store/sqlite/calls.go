@@ -71,26 +71,7 @@ func (s *Store) CallState(ctx context.Context, id string) (*dispatch.State, erro
 
 // DuePending returns up to limit pending calls whose expiry has passed.
 func (s *Store) DuePending(ctx context.Context, now time.Time, limit int) ([]*dispatch.State, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT body, args FROM calls WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
-		now.UTC().Format(timeColumn), limit)
-	if err != nil {
-		return nil, fmt.Errorf("due pending calls: %w", err)
-	}
-	defer rows.Close()
-	var out []*dispatch.State
-	for rows.Next() {
-		var body, args string
-		if err := rows.Scan(&body, &args); err != nil {
-			return nil, fmt.Errorf("due pending calls: %w", err)
-		}
-		var st dispatch.State
-		if err := json.Unmarshal([]byte(body), &st); err != nil {
-			return nil, fmt.Errorf("due pending calls: %w", err)
-		}
-		st.Args = json.RawMessage(args)
-		out = append(out, &st)
-	}
-	return out, rows.Err()
+	return s.callsWhere(ctx, `status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?`, now.UTC().Format(timeColumn), limit)
 }
 
 // Killed returns the kill switch entry that stops tenant/agent, or nil.
@@ -132,3 +113,31 @@ func (s *Store) Revive(ctx context.Context, tenant, agent string) (bool, error) 
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// StaleRunning returns up to limit calls still marked running whose last
+// change is older than before: their execution was cut off.
+func (s *Store) StaleRunning(ctx context.Context, before time.Time, limit int) ([]*dispatch.State, error) {
+	return s.callsWhere(ctx, `status = 'running' AND updated_at <= ? ORDER BY updated_at LIMIT ?`, before.UTC().Format(timeColumn), limit)
+}
+
+func (s *Store) callsWhere(ctx context.Context, where string, args ...any) ([]*dispatch.State, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT body, args FROM calls WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query calls: %w", err)
+	}
+	defer rows.Close()
+	var out []*dispatch.State
+	for rows.Next() {
+		var body, args string
+		if err := rows.Scan(&body, &args); err != nil {
+			return nil, fmt.Errorf("query calls: %w", err)
+		}
+		var st dispatch.State
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			return nil, fmt.Errorf("query calls: %w", err)
+		}
+		st.Args = json.RawMessage(args)
+		out = append(out, &st)
+	}
+	return out, rows.Err()
+}

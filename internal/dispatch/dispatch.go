@@ -76,6 +76,9 @@ type State struct {
 	// processes racing on one call (two expirers, an approval and an expiry)
 	// cannot both win.
 	PrevStatus string `json:"-"`
+	// Revision counts the changes saved to this call; the store refuses a
+	// change made to an older revision than the stored one (ErrConflict).
+	Revision int64 `json:"-"`
 }
 
 // Store persists audit records and call states. Commit must append rec to

@@ -19,7 +19,7 @@ var _ dispatch.ApprovalStore = (*Store)(nil)
 // CallByApproval returns the call an approval request belongs to, or
 // dispatch.ErrNotFound.
 func (s *Store) CallByApproval(ctx context.Context, approvalID string) (*dispatch.State, error) {
-	sts, err := s.queryCalls(ctx, `SELECT body, args FROM calls WHERE approval_id = ?`, approvalID)
+	sts, err := s.queryCalls(ctx, `SELECT body, args, revision FROM calls WHERE approval_id = ?`, approvalID)
 	if err != nil {
 		return nil, fmt.Errorf("read approval %s: %w", approvalID, err)
 	}
@@ -32,7 +32,7 @@ func (s *Store) CallByApproval(ctx context.Context, approvalID string) (*dispatc
 // ApprovalCalls returns calls with an approval request in tenant ("" for
 // every tenant), in one call status or any (""), newest first.
 func (s *Store) ApprovalCalls(ctx context.Context, tenant, status string, limit int) ([]*dispatch.State, error) {
-	q := `SELECT body, args FROM calls WHERE approval_id IS NOT NULL`
+	q := `SELECT body, args, revision FROM calls WHERE approval_id IS NOT NULL`
 	var args []any
 	if tenant != "" {
 		q += ` AND tenant = ?`
@@ -54,33 +54,11 @@ func (s *Store) ApprovalCalls(ctx context.Context, tenant, status string, limit 
 // ApprovedCalls returns up to limit approved calls not yet claimed for
 // execution, oldest first.
 func (s *Store) ApprovedCalls(ctx context.Context, limit int) ([]*dispatch.State, error) {
-	sts, err := s.queryCalls(ctx, `SELECT body, args FROM calls WHERE status = 'approved' ORDER BY updated_at LIMIT ?`, limit)
+	sts, err := s.queryCalls(ctx, `SELECT body, args, revision FROM calls WHERE status = 'approved' ORDER BY updated_at LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("approved calls: %w", err)
 	}
 	return sts, nil
-}
-
-func (s *Store) queryCalls(ctx context.Context, q string, args ...any) ([]*dispatch.State, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*dispatch.State
-	for rows.Next() {
-		var body, args string
-		if err := rows.Scan(&body, &args); err != nil {
-			return nil, err
-		}
-		var st dispatch.State
-		if err := json.Unmarshal([]byte(body), &st); err != nil {
-			return nil, err
-		}
-		st.Args = json.RawMessage(args)
-		out = append(out, &st)
-	}
-	return out, rows.Err()
 }
 
 // ApproverScope returns the agent/connector scope of a token (empty: any).

@@ -16,7 +16,9 @@ var _ dispatch.Store = (*Store)(nil)
 
 // Commit appends rec to the audit trail and saves st, in one group-committed
 // transaction. A state change whose PrevStatus no longer matches the stored
-// status fails with dispatch.ErrConflict, and then rec is not appended.
+// status, or whose Revision is not the stored one (someone else changed the
+// call since st was read, e.g. a concurrent vote), fails with
+// dispatch.ErrConflict, and then rec is not appended.
 func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.State) error {
 	body, err := json.Marshal(st)
 	if err != nil {
@@ -38,8 +40,9 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 				st.ID, st.Tenant, st.Agent, st.Status, expires, st.CreatedAt.UTC().Format(timeColumn), updated, args, string(body))
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE calls SET status = ?, expires_at = ?, updated_at = ?, body = ? WHERE id = ? AND status = ?`,
-			st.Status, expires, updated, string(body), st.ID, st.PrevStatus)
+		res, err := tx.ExecContext(ctx, `UPDATE calls SET status = ?, expires_at = ?, updated_at = ?, body = ?, revision = revision + 1
+			WHERE id = ? AND status = ? AND revision = ?`,
+			st.Status, expires, updated, string(body), st.ID, st.PrevStatus, st.Revision)
 		if err != nil {
 			return err
 		}
@@ -48,25 +51,25 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 		}
 		return nil
 	}
-	return s.appendWith(ctx, rec, apply)
+	if err := s.appendWith(ctx, rec, apply); err != nil {
+		return err
+	}
+	if st.PrevStatus != "" {
+		st.Revision++
+	}
+	return nil
 }
 
 // CallState returns a call's state, or dispatch.ErrNotFound.
 func (s *Store) CallState(ctx context.Context, id string) (*dispatch.State, error) {
-	var body, args string
-	err := s.db.QueryRowContext(ctx, `SELECT body, args FROM calls WHERE id = ?`, id).Scan(&body, &args)
+	st, err := scanCall(s.db.QueryRowContext(ctx, `SELECT body, args, revision FROM calls WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, dispatch.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read call %s: %w", id, err)
 	}
-	var st dispatch.State
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		return nil, fmt.Errorf("read call %s: %w", id, err)
-	}
-	st.Args = json.RawMessage(args)
-	return &st, nil
+	return st, nil
 }
 
 // DuePending returns up to limit pending calls whose expiry has passed.
@@ -121,23 +124,38 @@ func (s *Store) StaleRunning(ctx context.Context, before time.Time, limit int) (
 }
 
 func (s *Store) callsWhere(ctx context.Context, where string, args ...any) ([]*dispatch.State, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT body, args FROM calls WHERE `+where, args...)
+	return s.queryCalls(ctx, `SELECT body, args, revision FROM calls WHERE `+where, args...)
+}
+
+// queryCalls runs a query selecting body, args and revision of calls.
+func (s *Store) queryCalls(ctx context.Context, q string, args ...any) ([]*dispatch.State, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query calls: %w", err)
 	}
 	defer rows.Close()
 	var out []*dispatch.State
 	for rows.Next() {
-		var body, args string
-		if err := rows.Scan(&body, &args); err != nil {
+		st, err := scanCall(rows)
+		if err != nil {
 			return nil, fmt.Errorf("query calls: %w", err)
 		}
-		var st dispatch.State
-		if err := json.Unmarshal([]byte(body), &st); err != nil {
-			return nil, fmt.Errorf("query calls: %w", err)
-		}
-		st.Args = json.RawMessage(args)
-		out = append(out, &st)
+		out = append(out, st)
 	}
 	return out, rows.Err()
+}
+
+func scanCall(row interface{ Scan(...any) error }) (*dispatch.State, error) {
+	var body, args string
+	var rev int64
+	if err := row.Scan(&body, &args, &rev); err != nil {
+		return nil, err
+	}
+	var st dispatch.State
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return nil, err
+	}
+	st.Args = json.RawMessage(args)
+	st.Revision = rev
+	return &st, nil
 }

@@ -8,7 +8,7 @@
 // Run prints the table; the whole-system load harness can call it. From the
 // command line:
 //
-//	go test -run=TestTable -v ./bench/auditbench/ -args -auditbench.table
+//	go run ./bench/load -duration 1s -saturate 1s   (prints this table last)
 //	go test -run=^$ -bench=. ./bench/auditbench/
 package auditbench
 

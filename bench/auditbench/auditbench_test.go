@@ -3,7 +3,6 @@ package auditbench
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -14,20 +13,6 @@ import (
 
 	"github.com/warden-dev/warden/internal/store/sqlite"
 )
-
-var table = flag.Bool("auditbench.table", false, "run the full measurement (about 12 s) and print its table")
-
-// TestTable prints the full table when asked to with -auditbench.table.
-func TestTable(t *testing.T) {
-	if !*table {
-		t.Skip("pass -auditbench.table to run the full measurement")
-	}
-	var out bytes.Buffer
-	if err := Run(context.Background(), t.TempDir(), &out); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("\n%s", out.String())
-}
 
 // TestRunShort runs a tiny measurement to keep the harness working.
 func TestRunShort(t *testing.T) {

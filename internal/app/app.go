@@ -118,7 +118,8 @@ func Run(ctx context.Context, o Options) error {
 
 	localSecrets.Store = store // before any call can resolve a local:// secret
 	kills := &killCache{Store: store, now: time.Now, entries: map[[2]string]killEntry{}}
-	d := dispatch.New(dispatch.Options{Store: kills, Approvals: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout, Redactor: redactor}, snap)
+	notifier, slackOpts := approvalChannels(cfg, sec, store, log) // notify.go
+	d := dispatch.New(dispatch.Options{Store: kills, Approvals: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout, Redactor: redactor, Notifier: notifier}, snap)
 	srv := server.New(server.Options{
 		Dispatcher: d,
 		Auth:       &tokenCache{next: authenticator{store}, now: time.Now, entries: map[string]tokenEntry{}},
@@ -126,6 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		Ready:      store.Ping,
 		Logger:     log,
 		MaxBody:    o.MaxBody,
+		Slack:      slackOpts,
 	})
 
 	var demoLn net.Listener
@@ -156,6 +158,8 @@ func Run(ctx context.Context, o Options) error {
 	var wg sync.WaitGroup
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
+	wg.Add(1)
+	go func() { defer wg.Done(); notifier.Run(bg) }() // Slack and webhook deliveries (nil: none)
 	wg.Add(1)
 	go func() { // expire approvals nobody gave in time; close interrupted calls
 		defer wg.Done()
@@ -236,6 +240,9 @@ func Run(ctx context.Context, o Options) error {
 	// Executions outlive their requests (the outcome must be recorded even
 	// if the client went away); give them up to the execution timeout.
 	ictx, icancel := context.WithTimeout(context.Background(), 60*time.Second)
+	if err := srv.WaitBackground(ictx); err != nil { // Slack clicks answered before their call ran
+		log.Error("slack follow-ups still running at shutdown", "err", err)
+	}
 	if err := d.WaitIdle(ictx); err != nil {
 		log.Error("executions still running at shutdown; their outcomes will be missing from the audit trail", "err", err)
 	}

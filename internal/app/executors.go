@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/warden-dev/warden/internal/config"
 	httpconn "github.com/warden-dev/warden/internal/connector/http"
+	"github.com/warden-dev/warden/internal/connector/template"
 	"github.com/warden-dev/warden/internal/dispatch"
 	"github.com/warden-dev/warden/internal/policy"
 	"github.com/warden-dev/warden/internal/schema"
@@ -101,6 +103,7 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 		mu   sync.Mutex
 		used []string // references, never values
 	)
+	var failedCred string
 	resolve := func(name string) (string, error) {
 		if ref, ok := e.creds.Reference(name); ok {
 			mu.Lock()
@@ -113,6 +116,9 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 		// call: the request is not sent without its credential.
 		v, err := e.creds.Resolve(ctx, name)
 		if err != nil {
+			mu.Lock()
+			failedCred = name
+			mu.Unlock()
 			return "", err
 		}
 		return v.Reveal(), nil
@@ -121,7 +127,8 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 	out := &dispatch.Outcome{CredentialsUsed: used}
 	if err != nil {
 		out.Failed = true
-		out.Error = e.redactor.Redact(err.Error())
+		out.Error = agentError(err, failedCred)
+		out.Detail = e.redactor.Redact(err.Error())
 		return out, nil
 	}
 	result := map[string]any{"status": res.Status, "body": res.Body}
@@ -141,4 +148,27 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 		out.Error = fmt.Sprintf("upstream answered %d", res.Status)
 	}
 	return out, nil
+}
+
+// agentError says what went wrong in the agent's terms. The full error,
+// with upstream addresses, secret references and Go's own text, goes to
+// the audit trail and the logs only.
+func agentError(err error, failedCred string) string {
+	var argErr *template.ArgError
+	var connErr *httpconn.Error
+	switch {
+	case failedCred != "":
+		return fmt.Sprintf("credential %q could not be resolved; the request was not sent", failedCred)
+	case errors.As(err, &argErr):
+		return argErr.Error() // about the agent's own arguments
+	case errors.Is(err, httpconn.ErrUnsafeValue):
+		return "an argument value is not allowed in the request (such as a '..' path segment or a control character)"
+	case errors.Is(err, httpconn.ErrHostNotAllowed):
+		return "the upstream redirected to a host the connector may not reach"
+	case errors.Is(err, httpconn.ErrTooManyRedirects):
+		return "the upstream redirected too many times"
+	case errors.As(err, &connErr) && connErr.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return "the upstream did not answer in time"
+	}
+	return "the upstream could not be reached"
 }

@@ -45,8 +45,11 @@ func commands() []command {
 		{"agents", "agent identities: agents token create|revoke AGENT", runAgents},
 		{"tokens", "human tokens: tokens create|list|revoke", runTokens},
 		{"audit", "the audit trail: audit tail|search|verify|export", runAudit},
+		{"kill", "kill switch: refuse every call of agents, a tenant or everything", runKill},
+		{"revive", "lift a kill switch", runRevive},
 		{"secrets", "the local secret store: secrets set|rotate|revoke NAME, list, rekey", runSecrets},
 		{"approvals", "the human checkpoint: approvals list|show|approve|deny", runApprovals},
+		{"autonomy", "evidence for widening autonomy: approvals per agent and action, with a recommendation", runAutonomy},
 		{"version", "print warden's version", runVersion},
 	}
 }

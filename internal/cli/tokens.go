@@ -84,6 +84,10 @@ func runTokens(e *env, args []string) int {
 			e.errorf("--role must be admin, approver or auditor (agent tokens: warden agents token create)")
 			return exitBadArgs
 		}
+		if r == call.RoleApprover && *name == "" {
+			e.errorf("an approver token needs --name: it is the identity rules' approvers lists, Slack's user map and the audit trail name")
+			return exitBadArgs
+		}
 		if (*agents != "" || *connectors != "") && r != call.RoleApprover {
 			e.errorf("--agents and --connectors scope approver tokens only")
 			return exitBadArgs

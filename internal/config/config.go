@@ -22,6 +22,8 @@ type Config struct {
 	Agents     []*Agent     `json:"agents"`     // sorted by tenant, name
 	Connectors []*Connector `json:"connectors"` // sorted by name; built-ins excluded
 	Policies   []*Policy    `json:"policies"`   // sorted by tenant, name
+	// Approvals is the `kind: approvals` document (approvals.go); nil: none.
+	Approvals *Approvals `json:"approvals,omitempty"`
 }
 
 // Mode is an agent's permission for one action.

@@ -186,8 +186,10 @@ func (d *decoder) document(n *yaml.Node, cfg *Config) {
 		if p := d.policy(n); p != nil {
 			cfg.Policies = append(cfg.Policies, p)
 		}
+	case "approvals":
+		d.approvals(n, cfg)
 	default:
-		d.errorf(kind, "unknown kind %q; expected agent, connector or policy", k)
+		d.errorf(kind, "unknown kind %q; expected agent, connector, policy or approvals", k)
 	}
 }
 

@@ -230,17 +230,37 @@ func (d *Dispatcher) claimAndRun(ctx context.Context, st *State) (*State, error)
 		exec = snap.Executors[st.Connector]
 	}
 	args, argErr := call.DecodeArgs(st.Args)
+	// A kill switch set while the call waited for its humans still stops
+	// it: approval does not outrank the kill switch.
+	kill, err := d.store.Killed(ctx, st.Tenant, st.Agent)
+	if err != nil {
+		return nil, fmt.Errorf("kill switch: %w", err) // not claimed: the next sweep retries
+	}
 	now := d.now().UTC()
 	st.PrevStatus = StatusApproved
 	st.Status = StatusRunning
 	st.UpdatedAt = now
+	if kill != nil {
+		st.Status = StatusRefused
+		st.Decision = call.Deny
+		st.Rules = []string{RuleKillSwitch}
+		st.Reason = fmt.Sprintf("denied: killed by %s at %s after approval", kill.By, kill.At.UTC().Format(time.RFC3339))
+		rec := d.record(st, audit.KindOutcome, st.Trigger)
+		rec.Outcome = audit.OutcomeRefused
+		if err := d.store.Commit(ctx, rec, st); err != nil {
+			return nil, err
+		}
+		d.notify(st.ID)
+		return st, nil
+	}
 	if exec == nil || argErr != nil {
 		// The connector left the config (or is no longer executed by
 		// warden) since the call was decided: it cannot run.
 		st.Status = StatusFailed
 		st.Error = fmt.Sprintf("connector %q is not executable under config %s", st.Connector, versionOf(snap))
 		if argErr != nil {
-			st.Error = "stored args unreadable: " + argErr.Error()
+			st.Error = "the call's stored arguments could not be read"
+			d.log.ErrorContext(ctx, "stored args unreadable", "call", st.ID, "err", argErr)
 		}
 		rec := d.record(st, audit.KindOutcome, st.Trigger)
 		rec.Outcome = st.Status
@@ -409,7 +429,8 @@ func (d *Dispatcher) Approval(ctx context.Context, p call.Principal, id string) 
 		return ApprovalView{}, &Error{Kind: Unavailable, Code: "unavailable", Message: "cannot read the approver's scope", Err: err}
 	}
 	if !p.InTenant(st.Tenant) || !scope.Allows(st.Agent, st.Connector) {
-		return ApprovalView{}, errorf(Forbidden, "forbidden", "approval %s is outside this approver's tenant or scope", id)
+		// As for calls: another tenant's ids are not confirmed to exist.
+		return ApprovalView{}, errorf(NotFound, "not_found", "no approval %q", id)
 	}
 	return View(st), nil
 }

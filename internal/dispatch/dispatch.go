@@ -106,9 +106,14 @@ type Executor interface {
 
 // Outcome is what an executor reports. Result must be JSON-shaped.
 type Outcome struct {
-	Failed          bool
-	Result          any
+	Failed bool
+	Result any
+	// Error is what the agent is told: what went wrong in its terms
+	// ("upstream timed out"), never internal addresses, paths or Go error
+	// text. Detail, if set, is the full story for the audit trail and the
+	// logs.
 	Error           string
+	Detail          string
 	CredentialsUsed []string
 }
 
@@ -129,6 +134,7 @@ type Options struct {
 	ApprovalTimeout time.Duration    // how long a call waits for a human; default 15m
 	ExecTimeout     time.Duration    // upper bound on one execution; default 60s
 	Redactor        Redactor         // scrubs secrets from what is recorded and returned; nil: nothing is scrubbed
+	Notifier        Notifier         // announces new approval requests (notify.go); nil: none
 }
 
 // Dispatcher runs calls. It is safe for concurrent use.
@@ -136,6 +142,7 @@ type Dispatcher struct {
 	store           Store
 	approvals       ApprovalStore
 	redactor        Redactor
+	notifier        Notifier
 	log             *slog.Logger
 	now             func() time.Time
 	approvalTimeout time.Duration
@@ -173,6 +180,7 @@ func New(opts Options, snap *Snapshot) *Dispatcher {
 		store:           opts.Store,
 		approvals:       opts.Approvals,
 		redactor:        opts.Redactor,
+		notifier:        opts.Notifier,
 		log:             opts.Logger,
 		now:             opts.Now,
 		approvalTimeout: opts.ApprovalTimeout,
@@ -222,23 +230,6 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 		return nil, errorf(Forbidden, "not_an_agent", "only agent tokens can make calls")
 	}
 	snap := d.snap.Load()
-	conn, ok := snap.Engine.Connector(req.Connector)
-	if !ok {
-		return nil, errorf(Invalid, "unknown_connector", "connector: unknown connector %q", req.Connector)
-	}
-	actionType, ok := conn.ActionType(req.Action)
-	if !ok {
-		return nil, errorf(Invalid, "unknown_action", "action: connector %q has no action %q", req.Connector, req.Action)
-	}
-	exec, executable := snap.Executors[req.Connector]
-	if !req.DecideOnly && !executable {
-		return nil, errorf(Invalid, "decide_only_connector", "connector: %q (type %s) is not executed by warden; ask POST /v1/decide and report the outcome", req.Connector, conn.Type)
-	}
-	if s := snap.Schemas[req.Connector+"/"+req.Action]; s != nil {
-		if err := s.Validate(req.Args); err != nil {
-			return nil, &Error{Kind: Invalid, Code: "invalid_args", Message: err.Error()}
-		}
-	}
 	if req.Args == nil {
 		req.Args = map[string]any{}
 	}
@@ -246,6 +237,13 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 	if err != nil {
 		return nil, &Error{Kind: Invalid, Code: "invalid_args", Message: "args: not representable as JSON", Err: err}
 	}
+	var actionType call.ActionType
+	conn, connOK := snap.Engine.Connector(req.Connector)
+	actionOK := false
+	if connOK {
+		actionType, actionOK = conn.ActionType(req.Action)
+	}
+	exec, executable := snap.Executors[req.Connector]
 
 	now := d.now().UTC()
 	st := &State{
@@ -260,6 +258,8 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 	if err != nil {
 		return nil, &Error{Kind: Unavailable, Code: "unavailable", Message: "cannot check the kill switch; the call was not run", Err: err}
 	}
+	// Decide first: an unknown or killed agent learns nothing about
+	// connectors, actions or schemas from what comes next.
 	var v call.Verdict
 	if kill != nil {
 		v = call.Verdict{Decision: call.Deny, Rules: []string{RuleKillSwitch}, ActionType: actionType,
@@ -274,6 +274,36 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 		})
 	}
 	st.Decision, st.Rules, st.Reason = v.Decision, v.Rules, v.Reason
+
+	// A request naming what does not exist, what warden does not run, or
+	// args its action's schema refuses is a 400 — and still recorded.
+	var invalid *Error
+	_, agentKnown := snap.Engine.Agent(p.Tenant, p.Agent)
+	switch {
+	case kill != nil || !agentKnown:
+	case !connOK:
+		invalid = errorf(Invalid, "unknown_connector", "connector: unknown connector %q", req.Connector)
+	case !actionOK:
+		invalid = errorf(Invalid, "unknown_action", "action: connector %q has no action %q", req.Connector, req.Action)
+	case v.Decision == call.Deny:
+	case !req.DecideOnly && !executable:
+		invalid = errorf(Invalid, "decide_only_connector", "connector: %q (type %s) is not executed by warden; ask POST /v1/decide and report the outcome", req.Connector, conn.Type)
+	default:
+		if s := snap.Schemas[req.Connector+"/"+req.Action]; s != nil {
+			if err := s.Validate(req.Args); err != nil {
+				invalid = &Error{Kind: Invalid, Code: "invalid_args", Message: err.Error()}
+			}
+		}
+	}
+	if invalid != nil {
+		st.Status, st.Error = StatusRefused, invalid.Message
+		rec := d.record(st, audit.KindDecision, req.Trigger)
+		rec.Outcome = audit.OutcomeRefused
+		if err := d.store.Commit(ctx, rec, st); err != nil {
+			return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the request could not be recorded; the call was not run", Err: err}
+		}
+		return nil, invalid
+	}
 
 	kind := audit.KindDecision
 	if req.DecideOnly {
@@ -305,6 +335,7 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 		return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the decision could not be recorded; the call was not run", Err: err}
 	}
 	if st.Status != StatusRunning {
+		d.announce(st)
 		return st, nil
 	}
 	return d.execute(ctx, exec, st, req)
@@ -320,7 +351,7 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 	start := d.now()
 	out, err := exec.Execute(ctx, req.Action, req.Args)
 	if err != nil {
-		out = &Outcome{Failed: true, Error: err.Error()}
+		out = &Outcome{Failed: true, Error: "the connector failed", Detail: err.Error()}
 	}
 	if out == nil {
 		out = &Outcome{Failed: true, Error: "connector returned nothing"}
@@ -345,6 +376,10 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 	rec := d.record(st, audit.KindOutcome, req.Trigger)
 	rec.Outcome = st.Status
 	rec.CredentialsUsed = out.CredentialsUsed
+	if out.Failed && out.Detail != "" {
+		rec.Error = d.redact(out.Error + ": " + out.Detail)
+		d.log.WarnContext(ctx, "call failed", "call", st.ID, "connector", st.Connector, "action", st.Action, "err", rec.Error)
+	}
 	if err := d.store.Commit(ctx, rec, st); err != nil {
 		// The action ran but its outcome is not recorded: the caller must not
 		// take this for success, and operators must see it.

@@ -72,7 +72,7 @@ func describeJSONError(err error) string {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
+		return fmt.Sprintf("malformed JSON at byte %d", se.Offset)
 	case errors.As(err, &te):
 		if te.Field == "" {
 			return fmt.Sprintf("the body must be a JSON object, not %s", te.Value)

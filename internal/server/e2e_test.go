@@ -659,13 +659,46 @@ func TestBadRequests(t *testing.T) {
 	if n := w.up.total(); n != 0 {
 		t.Errorf("bad requests reached the upstream %d times", n)
 	}
-	// Nothing that was refused before a decision is in the audit trail.
+	// Requests refused before a decision (malformed, unauthenticated) leave
+	// no record; an authenticated agent naming an unknown connector or
+	// action, or sending args its schema refuses, is decided and recorded
+	// as refused: four of the cases above.
 	recs, err := w.store.AuditRecords(context.Background(), sqlite.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 0 {
-		t.Errorf("bad requests left %d audit records: %q", len(recs), kinds(recs))
+	var refused []string
+	for _, r := range recs {
+		if r.Kind != audit.KindDecision || r.Outcome != audit.OutcomeRefused || r.Error == "" {
+			t.Errorf("unexpected record for a bad request: %+v", r)
+		}
+		refused = append(refused, r.Connector+"."+r.Action+" "+r.Decision)
+	}
+	want := []string{"nope.get DENY", "up.nope DENY", "up.get ALLOW", "up.get ALLOW"}
+	if !slices.Equal(refused, want) {
+		t.Errorf("recorded refusals = %q, want %q", refused, want)
+	}
+}
+
+// TestUnknownAgentLearnsNothing: a valid token for an agent the config does
+// not know is denied (and recorded) before anything about connectors,
+// actions or schemas is checked, so its answers reveal none of them.
+func TestUnknownAgentLearnsNothing(t *testing.T) {
+	t.Parallel()
+	w := start(t)
+	ghost := w.agent(t, "ghost")
+	for _, body := range []string{
+		`{"connector":"up","action":"get","args":{}}`,
+		`{"connector":"nope","action":"get"}`,
+		`{"connector":"up","action":"nope"}`,
+	} {
+		r := w.do(t, "POST", "/v1/calls", ghost, "application/json", body)
+		if r.status != 403 || r.body["decision"] != "DENY" || !strings.Contains(r.raw, "unknown agent") || strings.Contains(r.raw, "args.id") {
+			t.Errorf("%s: %d %s; want 403 DENY for the unknown agent, nothing else", body, r.status, r.raw)
+		}
+	}
+	if n := w.up.total(); n != 0 {
+		t.Errorf("upstream called %d times", n)
 	}
 }
 

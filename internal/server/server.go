@@ -1,5 +1,5 @@
 // Package server is warden's HTTP front end: the REST API (/v1/...), health
-// and readiness. Handlers return errors; one function (handle) maps them to
+// and readiness, and the web console (/ and /console/..., console.go). Handlers return errors; one function (handle) maps them to
 // status codes and JSON bodies. Every request path goes through
 // internal/dispatch; nothing here decides or executes.
 package server
@@ -54,6 +54,7 @@ type Options struct {
 	Logger     *slog.Logger
 	MaxBody    int64 // request body limit; default 1 MiB
 	Now        func() time.Time
+	Slack      *SlackOptions // POST /slack/interactions (slack.go); nil: not configured
 }
 
 // Server serves the HTTP API.
@@ -68,12 +69,16 @@ type Server struct {
 
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
+
+	sessions *sessions // web console sign-ins (console_session.go)
+
+	slack *slackHandler // Slack interactivity (slack.go); nil: not configured
 }
 
 // New returns a server.
 func New(o Options) *Server {
 	s := &Server{d: o.Dispatcher, auth: o.Auth, audit: o.Audit, ready: o.Ready, log: o.Logger, maxBody: o.MaxBody, now: o.Now,
-		draining: make(chan struct{})}
+		draining: make(chan struct{}), sessions: newSessions()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -83,6 +88,7 @@ func New(o Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.slack = newSlackHandler(o.Slack)
 	return s
 }
 
@@ -129,11 +135,13 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/approvals/{id}", s.handle(s.getApproval))
 	mux.Handle("POST /v1/approvals/{id}/approve", s.handle(s.postApprove))
 	mux.Handle("POST /v1/approvals/{id}/deny", s.handle(s.postDeny))
+	mux.Handle("POST /slack/interactions", s.handle(s.postSlackInteraction))
 	mux.Handle("GET /healthz", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil
 	}))
 	mux.Handle("GET /readyz", s.handle(s.getReady))
+	s.mountConsole(mux) // GET / and /console/... (console.go)
 	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return newError(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))

@@ -94,14 +94,17 @@ func (s *Store) Killed(ctx context.Context, tenant, agent string) (*dispatch.Kil
 	return &k, nil
 }
 
-// Kill sets the kill switch for tenant/agent ("*" for all).
-func (s *Store) Kill(ctx context.Context, tenant, agent, by, why string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO kills (tenant, agent, by, at, why) VALUES (?, ?, ?, ?, ?)
+// Kill sets the kill switch for tenant/agent ("*" for all). It reports
+// false when that switch was already set (the first kill's author and time
+// stay).
+func (s *Store) Kill(ctx context.Context, tenant, agent, by, why string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO kills (tenant, agent, by, at, why) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (tenant, agent) DO NOTHING`, tenant, agent, by, time.Now().UTC().Format(time.RFC3339Nano), why)
 	if err != nil {
-		return fmt.Errorf("kill: %w", err)
+		return false, fmt.Errorf("kill: %w", err)
 	}
-	return nil
+	n, _ := res.RowsAffected()
+	return n > 0, nil
 }
 
 // Revive clears the kill switch for tenant/agent; it reports whether one was set.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/warden-dev/warden/internal/app"
 	"github.com/warden-dev/warden/internal/call"
+	"github.com/warden-dev/warden/internal/cli"
 	"github.com/warden-dev/warden/internal/secret"
 	"github.com/warden-dev/warden/internal/store/sqlite"
 )
@@ -263,9 +264,15 @@ func TestSecretsNeverReachAgentAuditOrLogs(t *testing.T) {
 		t.Error("the token shape in the args is not redacted in the audit records")
 	}
 
+	// What an auditor gets: warden audit export.
+	var export, exportErr bytes.Buffer
+	if code := cli.Run(ctx, []string{"audit", "export", "--format", "jsonl", "--db", db}, strings.NewReader(""), &export, &exportErr); code != 0 || export.Len() == 0 {
+		t.Fatalf("audit export: exit %d, %s", code, exportErr.String())
+	}
 	places := map[string]string{
 		"agent responses": strings.Join(responses, "\n"),
 		"audit records":   string(auditJSON),
+		"audit export":    export.String(),
 		"server logs":     logs.String(),
 	}
 	for _, v := range []string{envSecret, localV1, localV2} {

@@ -26,6 +26,7 @@ import (
 	"github.com/warden-dev/warden/internal/secret"
 	"github.com/warden-dev/warden/internal/server"
 	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/telemetry"
 )
 
 // Options configure `warden serve`.
@@ -41,9 +42,13 @@ type Options struct {
 	Demo            bool   // start the quick start's demo upstream
 	DemoAddr        string // default 127.0.0.1:7071
 	Logger          *slog.Logger
-	Out             io.Writer     // where dev-mode tokens are printed
-	Ready           chan<- string // receives the listen address once serving (tests)
-	MasterKeyFile   string        // local:// master key file; default $WARDEN_MASTER_KEY
+	Out             io.Writer       // where dev-mode tokens are printed
+	Ready           chan<- string   // receives the listen address once serving (tests)
+	MasterKeyFile   string          // local:// master key file; default $WARDEN_MASTER_KEY
+	ConfigSource    string          // SourceAuto (default), SourceFile or SourceStore; see reload.go
+	MetricsAddr     string          // a separate listener for GET /metrics; "": on Addr (telemetry.go)
+	Reload          <-chan struct{} // a receive reloads the config at once (SIGHUP; tests)
+	ConfigPoll      time.Duration   // how often config files are checked for changes; default 1s, negative: never
 }
 
 // DefaultAddr is where `warden serve` listens by default.
@@ -90,18 +95,6 @@ func Run(ctx context.Context, o Options) error {
 		o.AuditKey = AuditKeyPath(o.DB)
 	}
 
-	cfg, err := config.Load(o.ConfigDir)
-	if err != nil {
-		return fmt.Errorf("config %s:\n%w", o.ConfigDir, err)
-	}
-	sec, localSecrets, err := newSecrets(o.MasterKeyFile, redactor, cfg, log)
-	if err != nil {
-		return fmt.Errorf("secrets: %w", err)
-	}
-	snap, err := snapshot(cfg, sec)
-	if err != nil {
-		return err
-	}
 	signer, err := audit.LoadOrCreateKey(o.AuditKey)
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
@@ -116,11 +109,39 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
+	// The config: the store's live version or the files (reload.go).
+	reload, err := newReloader(o, store, log)
+	if err != nil {
+		return err
+	}
+	cfg, err := reload.initial(ctx)
+	if err != nil {
+		return err
+	}
+	sec, localSecrets, err := newSecrets(o.MasterKeyFile, redactor, cfg, log)
+	if err != nil {
+		return fmt.Errorf("secrets: %w", err)
+	}
+	snap, err := snapshot(cfg, sec)
+	if err != nil {
+		return err
+	}
+
 	localSecrets.Store = store // before any call can resolve a local:// secret
 	kills := &killCache{Store: store, now: time.Now, entries: map[[2]string]killEntry{}}
 	notifier, slackOpts := approvalChannels(cfg, sec, store, log) // notify.go
-	d := dispatch.New(dispatch.Options{Store: kills, Approvals: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout, Redactor: redactor, Notifier: notifier}, snap)
+
+	// Metrics and traces (telemetry.go).
+	metrics, tracing, apiMetrics, stopTelemetry, err := observability(ctx, o.MetricsAddr, store, log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry() // after the last call, before the store closes
+	d := dispatch.New(dispatch.Options{Store: kills, Approvals: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout, Redactor: redactor, Notifier: notifier,
+		Observer: metrics, Tracer: tracing.Tracer()}, snap)
 	srv := server.New(server.Options{
+		Metrics:    apiMetrics,
+		Propagator: telemetry.Propagator,
 		Dispatcher: d,
 		Auth:       &tokenCache{next: authenticator{store}, now: time.Now, entries: map[string]tokenEntry{}},
 		Audit:      auditReader{store},
@@ -160,6 +181,9 @@ func Run(ctx context.Context, o Options) error {
 	defer stopBG()
 	wg.Add(1)
 	go func() { defer wg.Done(); notifier.Run(bg) }() // Slack and webhook deliveries (nil: none)
+	reload.d, reload.sec = d, sec
+	wg.Add(1)
+	go func() { defer wg.Done(); reload.run(bg, o.Reload) }() // live config versions, file changes, SIGHUP
 	wg.Add(1)
 	go func() { // expire approvals nobody gave in time; close interrupted calls
 		defer wg.Done()

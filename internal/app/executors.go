@@ -17,6 +17,10 @@ import (
 	"github.com/warden-dev/warden/internal/policy"
 	"github.com/warden-dev/warden/internal/schema"
 	"github.com/warden-dev/warden/internal/secret"
+	"github.com/warden-dev/warden/internal/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // snapshot builds everything that depends on one config version: the
@@ -114,7 +118,13 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 		}
 		// A failure names the reference, never a value, and fails the
 		// call: the request is not sent without its credential.
+		_, span := trace.SpanFromContext(ctx).TracerProvider().Tracer(telemetry.TracerName).Start(ctx, "warden.secret")
+		span.SetAttributes(attribute.String("warden.credential", name))
 		v, err := e.creds.Resolve(ctx, name)
+		if err != nil {
+			span.SetStatus(codes.Error, "credential could not be resolved")
+		}
+		span.End()
 		if err != nil {
 			mu.Lock()
 			failedCred = name
@@ -124,7 +134,7 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 		return v.Reveal(), nil
 	}
 	res, err := e.conn.Execute(ctx, action, args, resolve)
-	out := &dispatch.Outcome{CredentialsUsed: used}
+	out := &dispatch.Outcome{CredentialsUsed: used, CredentialFailed: failedCred != ""}
 	if err != nil {
 		out.Failed = true
 		out.Error = agentError(err, failedCred)

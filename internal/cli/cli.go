@@ -50,6 +50,10 @@ func commands() []command {
 		{"secrets", "the local secret store: secrets set|rotate|revoke NAME, list, rekey", runSecrets},
 		{"approvals", "the human checkpoint: approvals list|show|approve|deny", runApprovals},
 		{"autonomy", "evidence for widening autonomy: approvals per agent and action, with a recommendation", runAutonomy},
+		{"apply", "store a config directory as a new version and make it live in every server on the store", runApply},
+		{"versions", "list the stored config versions, newest first, the live one marked *", runVersions},
+		{"diff", "show how two config versions differ, document by document", runDiff},
+		{"rollback", "make the previously live (or a named) config version live again", runRollback},
 		{"version", "print warden's version", runVersion},
 	}
 }

@@ -11,8 +11,9 @@ import (
 )
 
 func runServe(e *env, args []string) int {
-	fs := newFlags("serve", "serve [--config DIR] [--db PATH] [--addr HOST:PORT] [--dev] [--demo]")
+	fs := newFlags("serve", "serve [--config DIR] [--config-source auto|file|store] [--db PATH] [--addr HOST:PORT] [--dev] [--demo]")
 	dir := configFlag(fs)
+	source := fs.String("config-source", app.SourceAuto, "auto: the store's live version (warden apply) when there is one, else --config; file: --config only; store: the store's live version only")
 	db := dbFlag(fs)
 	key := auditKeyFlag(fs)
 	addr := fs.String("addr", envOr("WARDEN_ADDR", app.DefaultAddr), "listen address (env WARDEN_ADDR)")
@@ -24,6 +25,7 @@ func runServe(e *env, args []string) int {
 	dev := fs.Bool("dev", false, "development mode: create and print an agent token for every agent")
 	demo := fs.Bool("demo", false, "also start the quick start's demo upstream")
 	demoAddr := fs.String("demo-addr", "127.0.0.1:7071", "where the demo upstream listens")
+	metricsAddr := fs.String("metrics-addr", envOr("WARDEN_METRICS_ADDR", ""), "serve GET /metrics on this separate address instead of --addr (env WARDEN_METRICS_ADDR)")
 	masterKeyFile := masterKeyFlag(fs)
 	pos, ok := parse(fs, args, e.stderr)
 	if !ok {
@@ -49,11 +51,14 @@ func runServe(e *env, args []string) int {
 		e.errorf("--log-format must be text or json")
 		return exitBadArgs
 	}
+	reload, stop := hangups()
+	defer stop()
 	err := app.Run(e.ctx, app.Options{
 		ConfigDir: *dir, DB: *db, AuditKey: *key, Addr: *addr, Grace: *grace,
 		ApprovalTimeout: *approvalTimeout, MaxBody: *maxBody,
 		Dev: *dev, Demo: *demo, DemoAddr: *demoAddr,
-		Logger: slog.New(h), Out: e.stdout, MasterKeyFile: *masterKeyFile,
+		Logger: slog.New(h), Out: e.stdout, MasterKeyFile: *masterKeyFile, MetricsAddr: *metricsAddr,
+		ConfigSource: *source, Reload: reload,
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "warden serve: %v\n", err)

@@ -132,6 +132,13 @@ func (d *Dispatcher) Decide(ctx context.Context, p call.Principal, v Vote) (*Sta
 		if err != nil {
 			return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the vote could not be recorded", Err: err}
 		}
+		switch st.Status {
+		case StatusApproved:
+			d.resolved(ctx, st, ApprovalGranted, now)
+		case StatusRefused:
+			d.resolved(ctx, st, ApprovalDenied, now)
+			d.finished(st, 0)
+		}
 		d.notify(st.ID)
 		return st, nil
 	}
@@ -224,6 +231,14 @@ func (d *Dispatcher) ExecuteApproved(ctx context.Context) (int, error) {
 // and, if this process won that conditional commit, executes it. It fails
 // with ErrConflict when someone else claimed it.
 func (d *Dispatcher) claimAndRun(ctx context.Context, st *State) (*State, error) {
+	begun := time.Now()
+	ctx, span := d.startSpan(resumeTrace(ctx, st), "warden.execute", st)
+	out, err := d.claimAndRunTraced(ctx, st, begun)
+	d.endSpan(span, out, err)
+	return out, err
+}
+
+func (d *Dispatcher) claimAndRunTraced(ctx context.Context, st *State, begun time.Time) (*State, error) {
 	snap := d.snap.Load()
 	var exec Executor
 	if snap != nil {
@@ -250,6 +265,7 @@ func (d *Dispatcher) claimAndRun(ctx context.Context, st *State) (*State, error)
 		if err := d.store.Commit(ctx, rec, st); err != nil {
 			return nil, err
 		}
+		d.finished(st, time.Since(begun))
 		d.notify(st.ID)
 		return st, nil
 	}
@@ -267,6 +283,7 @@ func (d *Dispatcher) claimAndRun(ctx context.Context, st *State) (*State, error)
 		if err := d.store.Commit(ctx, rec, st); err != nil {
 			return nil, err
 		}
+		d.finished(st, time.Since(begun))
 		d.notify(st.ID)
 		return st, nil
 	}
@@ -278,7 +295,7 @@ func (d *Dispatcher) claimAndRun(ctx context.Context, st *State) (*State, error)
 		return nil, err
 	}
 	d.notify(st.ID)
-	return d.execute(ctx, exec, st, Request{Connector: st.Connector, Action: st.Action, Args: args, Trigger: st.Trigger})
+	return d.execute(ctx, exec, st, Request{Connector: st.Connector, Action: st.Action, Args: args, Trigger: st.Trigger, begun: begun})
 }
 
 func versionOf(s *Snapshot) string {

@@ -24,6 +24,8 @@ import (
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/policy"
 	"github.com/warden-dev/warden/internal/schema"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Call statuses.
@@ -69,6 +71,10 @@ type State struct {
 	// Approval is the approval request of a REQUIRE_APPROVAL call, with
 	// the votes so far; saved with the state, so durable with its records.
 	Approval *approval.Request `json:"approval,omitempty"`
+	// TraceParent is the W3C traceparent of the call's span when it was
+	// traced, kept so that the approval wait and the execution after it
+	// join the call's trace (observe.go).
+	TraceParent string `json:"trace_parent,omitempty"`
 
 	// PrevStatus is the status this change moves the call from ("" for a
 	// new call). Store.Commit applies the change only if the stored status
@@ -115,6 +121,9 @@ type Outcome struct {
 	Error           string
 	Detail          string
 	CredentialsUsed []string
+	// CredentialFailed: a credential could not be resolved (counted for
+	// the connector; the request was not sent).
+	CredentialFailed bool
 }
 
 // Snapshot is everything that changes with the config version. A call
@@ -135,6 +144,8 @@ type Options struct {
 	ExecTimeout     time.Duration    // upper bound on one execution; default 60s
 	Redactor        Redactor         // scrubs secrets from what is recorded and returned; nil: nothing is scrubbed
 	Notifier        Notifier         // announces new approval requests (notify.go); nil: none
+	Observer        Observer         // metrics (observe.go); nil: none
+	Tracer          trace.Tracer     // spans (observe.go); nil: none
 }
 
 // Dispatcher runs calls. It is safe for concurrent use.
@@ -143,6 +154,8 @@ type Dispatcher struct {
 	approvals       ApprovalStore
 	redactor        Redactor
 	notifier        Notifier
+	obs             Observer
+	tracer          trace.Tracer
 	log             *slog.Logger
 	now             func() time.Time
 	approvalTimeout time.Duration
@@ -199,6 +212,14 @@ func New(opts Options, snap *Snapshot) *Dispatcher {
 	if d.execTimeout <= 0 {
 		d.execTimeout = 60 * time.Second
 	}
+	d.obs, d.tracer = opts.Observer, opts.Tracer
+	if d.obs == nil {
+		d.obs = nopObserver{}
+	}
+	if d.tracer == nil {
+		d.tracer = nopTracer()
+	}
+	d.store = observedStore{Store: opts.Store, obs: d.obs, tracer: d.tracer}
 	d.snap.Store(snap)
 	return d
 }
@@ -220,12 +241,22 @@ type Request struct {
 	FrontEnd    string // rest, mcp, hook
 	Trigger     string // who or what started the run, if the caller says
 	DecideOnly  bool   // decide and record, do not execute
+
+	begun time.Time // when warden took the call up (for the end-to-end latency)
 }
 
 // Call decides req for principal p and, when allowed, executes it. A DENY or
 // a pending approval is not an error: the returned State says so. Errors are
 // *Error.
 func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*State, error) {
+	req.begun = time.Now()
+	ctx, span := d.tracer.Start(ctx, "warden.call", trace.WithSpanKind(trace.SpanKindServer))
+	st, err := d.call(ctx, p, req)
+	d.endSpan(span, st, err)
+	return st, err
+}
+
+func (d *Dispatcher) call(ctx context.Context, p call.Principal, req Request) (*State, error) {
 	if p.Role != call.RoleAgent || p.Agent == "" {
 		return nil, errorf(Forbidden, "not_an_agent", "only agent tokens can make calls")
 	}
@@ -253,9 +284,16 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 		Args: args, ConfigVersion: snap.Engine.Version(), DecideOnly: req.DecideOnly,
 		CreatedAt: now, UpdatedAt: now,
 	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(d.attrs(st)...)
+		st.TraceParent = traceParent(ctx)
+	}
 
+	decideStart := time.Now()
+	_, decideSpan := d.tracer.Start(ctx, "warden.decide")
 	kill, err := d.store.Killed(ctx, p.Tenant, p.Agent)
 	if err != nil {
+		decideSpan.End()
 		return nil, &Error{Kind: Unavailable, Code: "unavailable", Message: "cannot check the kill switch; the call was not run", Err: err}
 	}
 	// Decide first: an unknown or killed agent learns nothing about
@@ -274,6 +312,8 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 		})
 	}
 	st.Decision, st.Rules, st.Reason = v.Decision, v.Rules, v.Reason
+	d.decided(st, time.Since(decideStart))
+	d.endSpan(decideSpan, st, nil)
 
 	// A request naming what does not exist, what warden does not run, or
 	// args its action's schema refuses is a 400 — and still recorded.
@@ -302,6 +342,7 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 		if err := d.store.Commit(ctx, rec, st); err != nil {
 			return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the request could not be recorded; the call was not run", Err: err}
 		}
+		d.finished(st, time.Since(req.begun))
 		return nil, invalid
 	}
 
@@ -335,6 +376,11 @@ func (d *Dispatcher) Call(ctx context.Context, p call.Principal, req Request) (*
 		return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the decision could not be recorded; the call was not run", Err: err}
 	}
 	if st.Status != StatusRunning {
+		if st.Status == StatusPending {
+			d.obs.ApprovalRequested(d.labels(st))
+		} else {
+			d.finished(st, time.Since(req.begun))
+		}
 		d.announce(st)
 		return st, nil
 	}
@@ -349,13 +395,22 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.execTimeout)
 	defer cancel()
 	start := d.now()
-	out, err := exec.Execute(ctx, req.Action, req.Args)
+	cctx, connSpan := d.tracer.Start(ctx, "warden.connector")
+	out, err := exec.Execute(cctx, req.Action, req.Args)
 	if err != nil {
 		out = &Outcome{Failed: true, Error: "the connector failed", Detail: err.Error()}
 	}
 	if out == nil {
 		out = &Outcome{Failed: true, Error: "connector returned nothing"}
 	}
+	if out.Failed {
+		d.obs.ConnectorFailed(d.labels(st))
+		connSpan.SetStatus(codes.Error, d.redact(out.Error))
+	}
+	if out.CredentialFailed {
+		d.obs.SecretFailed(d.labels(st).Connector)
+	}
+	connSpan.End()
 	end := d.now().UTC()
 	st.DurationMS = end.Sub(start).Milliseconds()
 	st.PrevStatus = StatusRunning
@@ -386,6 +441,7 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 		d.log.ErrorContext(ctx, "outcome record failed after execution", "call", st.ID, "err", err)
 		return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the call ran but its outcome could not be recorded", Err: err}
 	}
+	d.finished(st, time.Since(req.begun))
 	d.notify(st.ID)
 	return st, nil
 }
@@ -554,6 +610,7 @@ func (d *Dispatcher) ReportOutcome(ctx context.Context, p call.Principal, id str
 	} else if err != nil {
 		return nil, &Error{Kind: Unavailable, Code: "audit_unavailable", Message: "the outcome could not be recorded", Err: err}
 	}
+	d.obs.Reported(d.labels(st), r.Tokens, r.CostUSD)
 	d.notify(id)
 	return st, nil
 }
@@ -582,6 +639,8 @@ func (d *Dispatcher) ExpireDue(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		d.resolved(ctx, st, ApprovalExpired, now)
+		d.finished(st, 0)
 		d.notify(st.ID)
 		n++
 	}

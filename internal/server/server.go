@@ -18,6 +18,7 @@ import (
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/dispatch"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Authenticator resolves a bearer token to a principal.
@@ -55,6 +56,11 @@ type Options struct {
 	MaxBody    int64 // request body limit; default 1 MiB
 	Now        func() time.Time
 	Slack      *SlackOptions // POST /slack/interactions (slack.go); nil: not configured
+	Metrics    http.Handler  // GET /metrics, unauthenticated like /healthz; nil: not served here
+	// Propagator reads the agent's trace context (W3C traceparent) from
+	// each request, so that warden's spans join the agent's trace; nil:
+	// ignored.
+	Propagator propagation.TextMapPropagator
 }
 
 // Server serves the HTTP API.
@@ -73,6 +79,9 @@ type Server struct {
 	sessions *sessions // web console sign-ins (console_session.go)
 
 	slack *slackHandler // Slack interactivity (slack.go); nil: not configured
+
+	metrics    http.Handler
+	propagator propagation.TextMapPropagator
 }
 
 // New returns a server.
@@ -89,6 +98,7 @@ func New(o Options) *Server {
 		s.now = time.Now
 	}
 	s.slack = newSlackHandler(o.Slack)
+	s.metrics, s.propagator = o.Metrics, o.Propagator
 	return s
 }
 
@@ -141,11 +151,20 @@ func (s *Server) Handler() http.Handler {
 		return nil
 	}))
 	mux.Handle("GET /readyz", s.handle(s.getReady))
+	if s.metrics != nil {
+		mux.Handle("GET /metrics", s.metrics)
+	}
 	s.mountConsole(mux) // GET / and /console/... (console.go)
 	mux.Handle("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return newError(http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
-	return mux
+	if s.propagator == nil {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		mux.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // principal authenticates the request and checks its role.

@@ -130,6 +130,7 @@ func Run(ctx context.Context, o Options) error {
 	localSecrets.Store = store // before any call can resolve a local:// secret
 	kills := &killCache{Store: store, now: time.Now, entries: map[[2]string]killEntry{}}
 	notifier, slackOpts := approvalChannels(cfg, sec, store, log) // notify.go
+	alerts := alerting(cfg, sec, store, log)                      // alerts.go; nil: no rules
 
 	// Metrics and traces (telemetry.go).
 	metrics, tracing, apiMetrics, stopTelemetry, err := observability(ctx, o.MetricsAddr, store, log)
@@ -138,7 +139,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer stopTelemetry() // after the last call, before the store closes
 	d := dispatch.New(dispatch.Options{Store: kills, Approvals: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout, Redactor: redactor, Notifier: notifier,
-		Observer: metrics, Tracer: tracing.Tracer()}, snap)
+		Observer: observe(metrics, alerts), Tracer: tracing.Tracer(), Usage: store}, snap)
 	srv := server.New(server.Options{
 		Metrics:    apiMetrics,
 		Propagator: telemetry.Propagator,
@@ -149,6 +150,7 @@ func Run(ctx context.Context, o Options) error {
 		Logger:     log,
 		MaxBody:    o.MaxBody,
 		Slack:      slackOpts,
+		Operations: operations{store}, // the console's admin pages (console_ops.go)
 	})
 
 	var demoLn net.Listener
@@ -181,6 +183,8 @@ func Run(ctx context.Context, o Options) error {
 	defer stopBG()
 	wg.Add(1)
 	go func() { defer wg.Done(); notifier.Run(bg) }() // Slack and webhook deliveries (nil: none)
+	wg.Add(1)
+	go func() { defer wg.Done(); alerts.Run(bg) }() // alert rules every 15 s (nil: none)
 	reload.d, reload.sec = d, sec
 	wg.Add(1)
 	go func() { defer wg.Done(); reload.run(bg, o.Reload) }() // live config versions, file changes, SIGHUP
@@ -208,11 +212,18 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 	wg.Add(1)
-	go func() { // run calls approved elsewhere (the CLI) or left approved by a restart
+	go func() { // cancel killed agents' waiting calls; run calls approved elsewhere (the CLI) or left approved by a restart
 		defer wg.Done()
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
+			// Every 250 ms, so that a kill cancels waiting approvals within
+			// a second (a kill is read from the store, not the 500 ms cache).
+			if n, err := d.CancelKilled(bg); err != nil && bg.Err() == nil { // kill.go
+				log.Error("cancelling killed agents' pending calls", "err", err)
+			} else if n > 0 {
+				log.Info("cancelled killed agents' pending calls", "count", n)
+			}
 			if n, err := d.ExecuteApproved(bg); err != nil && bg.Err() == nil {
 				log.Error("running approved calls", "err", err)
 			} else if n > 0 {

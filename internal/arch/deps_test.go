@@ -11,6 +11,7 @@ const module = "github.com/warden-dev/warden"
 // domain packages decide and describe; they never do I/O over the network,
 // talk SQL, or know how the program is wired.
 var domain = []string{
+	"internal/alert",
 	"internal/approval",
 	"internal/call",
 	"internal/condition",
@@ -20,6 +21,7 @@ var domain = []string{
 	"internal/secret",
 	"internal/schema",
 	"internal/connector/template",
+	"internal/limit",
 }
 
 // forbidden are imports no domain package may have, directly or not.

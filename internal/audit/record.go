@@ -53,6 +53,7 @@ const (
 	KindApproval        = "approval"         // an approver approved (approval set); with enough approvals the call is approved
 	KindDenial          = "denial"           // an approver denied (approval set): the call is refused
 	KindStarted         = "started"          // an approved call claimed for execution, written before it runs
+	KindUsage           = "usage"            // POST /v1/usage: tokens and cost an agent's run reported (no call)
 )
 
 // Outcomes of a call, set on outcome records and empty on decision records.

@@ -3,9 +3,8 @@ package cli
 import (
 	"fmt"
 	"os"
-	"time"
 
-	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/app"
 	"github.com/warden-dev/warden/internal/call"
 )
 
@@ -55,45 +54,14 @@ func killOrRevive(e *env, verb string, args []string) int {
 	}
 	defer st.Close()
 	for _, t := range targets {
-		what := t.tenant + "/" + t.agent
-		switch {
-		case t.tenant == "*":
-			what = "everything"
-		case t.agent == "*":
-			what = "tenant " + t.tenant
-		}
-		rec := &audit.Record{Time: time.Now().UTC(), Kind: verb, Tenant: t.tenant, Agent: t.agent, Trigger: "cli:" + *by}
-		if verb == "kill" {
-			set, err := st.Kill(e.ctx, t.tenant, t.agent, *by, *reason)
-			if err != nil {
-				e.errorf("%v", err)
-				return exitFailed
-			}
-			if !set {
-				fmt.Fprintf(e.stdout, "%s was already killed\n", what)
-				continue
-			}
-			rec.Reason = fmt.Sprintf("killed %s by %s", what, *by)
-			if *reason != "" {
-				rec.Reason += ": " + *reason
-			}
-		} else {
-			was, err := st.Revive(e.ctx, t.tenant, t.agent)
-			if err != nil {
-				e.errorf("%v", err)
-				return exitFailed
-			}
-			if !was {
-				fmt.Fprintf(e.stdout, "%s was not killed\n", what)
-				continue
-			}
-			rec.Reason = fmt.Sprintf("revived %s by %s", what, *by)
-		}
-		if err := st.Append(e.ctx, rec); err != nil {
-			e.errorf("%s is done but could not be audited: %v", verb, err)
+		// The console's agents page does the same (app.SwitchKill).
+		_, msg, err := app.SwitchKill(e.ctx, st, app.KillChange{Revive: verb == "revive", Tenant: t.tenant, Agent: t.agent,
+			By: *by, Reason: *reason, Channel: "cli"})
+		if err != nil {
+			e.errorf("%v", err)
 			return exitFailed
 		}
-		fmt.Fprintln(e.stdout, rec.Reason)
+		fmt.Fprintln(e.stdout, msg)
 	}
 	if verb == "kill" {
 		fmt.Fprintln(e.stderr, "running servers refuse these agents' calls within a second")

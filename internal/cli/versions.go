@@ -199,7 +199,8 @@ func runRollback(e *env, args []string) int {
 		return exitFailed
 	}
 	defer st.Close()
-	from, target, err := st.RollbackConfig(e.ctx, *to, *author)
+	// The console's rollback button does the same (app.RollbackConfig).
+	from, target, reason, err := app.RollbackConfig(e.ctx, st, *to, *author, "cli")
 	switch {
 	case errors.Is(err, sqlite.ErrNotFound), errors.Is(err, sqlite.ErrAmbiguous):
 		e.errorf("%v", err)
@@ -208,14 +209,8 @@ func runRollback(e *env, args []string) int {
 		e.errorf("%v", err)
 		return exitFailed
 	case from == target:
-		fmt.Fprintf(e.stdout, "version %s is already live\n", shortVersion(target))
+		fmt.Fprintln(e.stdout, reason)
 		return exitOK
-	}
-	reason := fmt.Sprintf("config rolled back from %s to %s by %s", shortVersion(from), shortVersion(target), *author)
-	rec := &audit.Record{Time: time.Now().UTC(), Kind: "config_rollback", Trigger: "cli:" + *author, Reason: reason, ConfigVersion: target}
-	if err := st.Append(e.ctx, rec); err != nil {
-		e.errorf("version %s is live but the rollback could not be audited: %v", shortVersion(target), err)
-		return exitFailed
 	}
 	fmt.Fprintln(e.stdout, reason)
 	fmt.Fprintf(e.stdout, "live: %s\n", target)

@@ -49,7 +49,8 @@ type CallRequest struct {
 	Wait        string         `json:"wait,omitempty"`
 }
 
-// CallResult is the answer to a call: 200, 202 and 403 all carry one.
+// CallResult is the answer to a call: 200, 202, 403 and 429 (a rate
+// limit) all carry one.
 type CallResult struct {
 	HTTPStatus int             `json:"-"`
 	ID         string          `json:"id"`
@@ -61,14 +62,15 @@ type CallResult struct {
 	Error      string          `json:"error,omitempty"`
 	ApprovalID string          `json:"approval_id,omitempty"`
 	ExpiresAt  *time.Time      `json:"expires_at,omitempty"`
+	ResetsAt   *time.Time      `json:"resets_at,omitempty"`
 	Version    string          `json:"config_version"`
 }
 
-// Call makes a call (POST /v1/calls). A DENY (403) or a pending approval
-// (202) is a result, not an error.
+// Call makes a call (POST /v1/calls). A DENY (403, or 429 for a rate
+// limit) or a pending approval (202) is a result, not an error.
 func (c *Client) Call(ctx context.Context, req CallRequest) (*CallResult, error) {
 	var res CallResult
-	status, err := c.do(ctx, http.MethodPost, "/v1/calls", req, &res, http.StatusOK, http.StatusAccepted, http.StatusForbidden)
+	status, err := c.do(ctx, http.MethodPost, "/v1/calls", req, &res, http.StatusOK, http.StatusAccepted, http.StatusForbidden, http.StatusTooManyRequests)
 	res.HTTPStatus = status
 	if err != nil {
 		return nil, err

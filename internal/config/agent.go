@@ -17,6 +17,7 @@ func (d *decoder) agent(n *yaml.Node) *Agent {
 		field{key: "model", set: d.strInto(&a.Model, "model")},
 		field{key: "permissions", set: func(v *yaml.Node) { a.Permissions = d.permissions(v, a) }},
 		field{key: "budgets", set: func(v *yaml.Node) { d.budgets(v, &a.Budgets) }},
+		field{key: "rate_limits", set: func(v *yaml.Node) { a.RateLimits = d.rateLimits(v, a) }}, // ratelimit.go
 	)
 	if !ok || a.Name == "" {
 		return nil

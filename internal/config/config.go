@@ -24,6 +24,8 @@ type Config struct {
 	Policies   []*Policy    `json:"policies"`   // sorted by tenant, name
 	// Approvals is the `kind: approvals` document (approvals.go); nil: none.
 	Approvals *Approvals `json:"approvals,omitempty"`
+	// Alerts is the `kind: alerts` document (alerts.go); nil: none.
+	Alerts *Alerts `json:"alerts,omitempty"`
 }
 
 // Mode is an agent's permission for one action.
@@ -47,8 +49,13 @@ type Agent struct {
 	Model       string                     `json:"model,omitempty"`
 	Permissions map[string]map[string]Mode `json:"permissions,omitempty"` // connector → action → mode
 	Budgets     Budgets                    `json:"budgets"`
+	// RateLimits are calls per minute per connector → action, "*" for all
+	// of a connector's actions together (ratelimit.go); on top of
+	// Budgets.CallsPerMinute.
+	RateLimits map[string]map[string]int64 `json:"rate_limits,omitempty"`
 
 	permPos map[string]Pos // where each permission key was written
+	ratePos map[string]Pos // where each rate_limits key was written
 }
 
 // Permission returns the agent's mode for an action: Off when unlisted.

@@ -43,6 +43,7 @@ func link(cfg *Config, errs *Errors) {
 				}
 			}
 		}
+		linkRateLimits(a, connectors, add) // ratelimit.go
 	}
 	policies := map[string]*Policy{}
 	rules := map[string]*Rule{}

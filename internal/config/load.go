@@ -93,6 +93,7 @@ func Parse(files []File) (*Config, error) {
 		errs = append(errs, &Error{Pos: Pos{File: fileList(files)}, Msg: "no agent, connector or policy documents found"})
 	}
 	link(cfg, &errs)
+	linkAlerts(cfg, &errs)
 	if len(errs) > 0 {
 		return nil, errs.sorted()
 	}
@@ -188,6 +189,8 @@ func (d *decoder) document(n *yaml.Node, cfg *Config) {
 		}
 	case "approvals":
 		d.approvals(n, cfg)
+	case "alerts":
+		d.alerts(n, cfg) // alerts.go
 	default:
 		d.errorf(kind, "unknown kind %q; expected agent, connector, policy or approvals", k)
 	}

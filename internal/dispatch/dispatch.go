@@ -22,6 +22,7 @@ import (
 	"github.com/warden-dev/warden/internal/approval"
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
+	"github.com/warden-dev/warden/internal/limit"
 	"github.com/warden-dev/warden/internal/policy"
 	"github.com/warden-dev/warden/internal/schema"
 	"go.opentelemetry.io/otel/codes"
@@ -75,6 +76,9 @@ type State struct {
 	// traced, kept so that the approval wait and the execution after it
 	// join the call's trace (observe.go).
 	TraceParent string `json:"trace_parent,omitempty"`
+	// ResetsAt is when the limit that refused the call (rules rate-limit
+	// or budget, limits.go) lets calls through again.
+	ResetsAt *time.Time `json:"resets_at,omitempty"`
 
 	// PrevStatus is the status this change moves the call from ("" for a
 	// new call). Store.Commit applies the change only if the stored status
@@ -146,6 +150,7 @@ type Options struct {
 	Notifier        Notifier         // announces new approval requests (notify.go); nil: none
 	Observer        Observer         // metrics (observe.go); nil: none
 	Tracer          trace.Tracer     // spans (observe.go); nil: none
+	Usage           UsageStore       // daily usage for budgets (limits.go); nil: budgets not enforced
 }
 
 // Dispatcher runs calls. It is safe for concurrent use.
@@ -156,6 +161,8 @@ type Dispatcher struct {
 	notifier        Notifier
 	obs             Observer
 	tracer          trace.Tracer
+	usage           UsageStore
+	limiter         *limit.Limiter // calls_per_minute buckets of this process (limits.go)
 	log             *slog.Logger
 	now             func() time.Time
 	approvalTimeout time.Duration
@@ -213,6 +220,7 @@ func New(opts Options, snap *Snapshot) *Dispatcher {
 		d.execTimeout = 60 * time.Second
 	}
 	d.obs, d.tracer = opts.Observer, opts.Tracer
+	d.usage, d.limiter = opts.Usage, limit.NewLimiter()
 	if d.obs == nil {
 		d.obs = nopObserver{}
 	}
@@ -299,12 +307,22 @@ func (d *Dispatcher) call(ctx context.Context, p call.Principal, req Request) (*
 	// Decide first: an unknown or killed agent learns nothing about
 	// connectors, actions or schemas from what comes next.
 	var v call.Verdict
+	var limited *call.Verdict // a rate limit or budget refuses it (limits.go)
+	if kill == nil {
+		if limited, err = d.limits(ctx, snap, p, req, st); err != nil {
+			decideSpan.End()
+			return nil, &Error{Kind: Unavailable, Code: "unavailable", Message: "cannot check the agent's budget; the call was not run", Err: err}
+		}
+	}
 	if kill != nil {
 		v = call.Verdict{Decision: call.Deny, Rules: []string{RuleKillSwitch}, ActionType: actionType,
 			Reason: fmt.Sprintf("denied: killed by %s at %s", kill.By, kill.At.UTC().Format(time.RFC3339))}
 		if kill.Why != "" {
 			v.Reason += ": " + kill.Why
 		}
+	} else if limited != nil {
+		v = *limited
+		v.ActionType = actionType
 	} else {
 		v = snap.Engine.Decide(&call.Call{
 			Tenant: p.Tenant, Agent: p.Agent, Connector: req.Connector, Action: req.Action,
@@ -320,7 +338,7 @@ func (d *Dispatcher) call(ctx context.Context, p call.Principal, req Request) (*
 	var invalid *Error
 	_, agentKnown := snap.Engine.Agent(p.Tenant, p.Agent)
 	switch {
-	case kill != nil || !agentKnown:
+	case kill != nil || limited != nil || !agentKnown:
 	case !connOK:
 		invalid = errorf(Invalid, "unknown_connector", "connector: unknown connector %q", req.Connector)
 	case !actionOK:

@@ -29,6 +29,9 @@ import (
 //	GET  /console/signin   POST /console/signin   POST /console/signout
 //	POST /console/approvals/{id}/approve|deny form: csrf, comment
 //	GET  /console/static/...                  embedded CSS and JS
+//
+// Admin tokens sign in too, to the dashboard and agents pages
+// (console_admin.go, which also says who sees what).
 
 const (
 	inboxLimit   = 100
@@ -43,6 +46,7 @@ var consoleFuncs = template.FuncMap{
 	"ts":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"join":  strings.Join,
+	"short": func(v string) string { return v[:min(len(v), 12)] }, // a config version as people read it
 	"ago":   func(now, t time.Time) string { return human(now.Sub(t)) },
 	"until": func(now, t time.Time) string { return human(t.Sub(now)) },
 	"approvals": func(votes []approval.Vote) int {
@@ -66,7 +70,7 @@ var consoleFuncs = template.FuncMap{
 // consolePages holds one template set per page, each with the layout.
 var consolePages = func() map[string]*template.Template {
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"signin", "inbox", "history", "error"} {
+	for _, name := range []string{"signin", "inbox", "history", "error", "dashboard", "agents"} {
 		pages[name] = template.Must(template.New(name).Funcs(consoleFuncs).
 			ParseFS(web.FS, "templates/layout.html", "templates/"+name+".html"))
 	}
@@ -85,6 +89,8 @@ type pageData struct {
 	Items      []dispatch.ApprovalView
 	Limit      int
 	Now        time.Time // for ages and time left
+	Admin      bool      // signed in with an admin token: the admin pages' navigation (console_admin.go)
+	View       any       // an admin page's own data
 }
 
 // human renders a duration the way a person reads an age: 45s, 12m, 3h5m, 2d.
@@ -121,6 +127,7 @@ func (s *Server) mountConsole(mux *http.ServeMux) {
 	mux.Handle("POST /console/signout", s.page(s.postSignOut))
 	mux.Handle("POST /console/approvals/{id}/approve", s.page(func(w http.ResponseWriter, r *http.Request) error { return s.postVote(w, r, true) }))
 	mux.Handle("POST /console/approvals/{id}/deny", s.page(func(w http.ResponseWriter, r *http.Request) error { return s.postVote(w, r, false) }))
+	s.mountAdmin(mux) // dashboard, agents, kill switch, rollback (console_admin.go)
 	static, _ := fs.Sub(web.FS, "static")
 	files := http.StripPrefix("/console/static/", http.FileServerFS(static))
 	mux.Handle("GET /console/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +228,7 @@ func (s *Server) consoleUser(r *http.Request) (*session, call.Principal, error) 
 		return nil, call.Principal{}, signInRedirect{reason}
 	}
 	p, err := s.auth.Authenticate(r.Context(), sess.token)
-	if err == nil && p.Role != call.RoleApprover {
+	if err == nil && !consoleRole(p.Role) {
 		err = ErrBadToken
 	}
 	if errors.Is(err, ErrBadToken) {
@@ -262,7 +269,7 @@ func (s *Server) consolePost(w http.ResponseWriter, r *http.Request) (*session, 
 }
 
 func (s *Server) signedIn(sess *session, p call.Principal, title, nav string) pageData {
-	d := pageData{Title: title, Nav: nav, Who: p.Identity(), CSRF: sess.csrf, Now: s.now()}
+	d := pageData{Title: title, Nav: nav, Who: p.Identity(), CSRF: sess.csrf, Now: s.now(), Admin: p.Role == call.RoleAdmin}
 	if msg, ok := s.sessions.takeFlash(sess); msg != "" {
 		d.Flash = msg
 		if !ok {
@@ -276,6 +283,10 @@ func (s *Server) getInbox(w http.ResponseWriter, r *http.Request) error {
 	sess, p, err := s.consoleUser(r)
 	if err != nil {
 		return err
+	}
+	if p.Role == call.RoleAdmin { // admins cannot decide: their home is the dashboard
+		http.Redirect(w, r, "/console/dashboard", http.StatusSeeOther)
+		return nil
 	}
 	items, err := s.d.Approvals(r.Context(), p, "pending", inboxLimit)
 	if err != nil {
@@ -325,9 +336,8 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request, status int, 
 	s.render(w, status, "signin", pageData{Title: "Sign in", CSRF: csrf, Message: msg})
 }
 
-// postSignIn exchanges an approver token for a session. Only approver
-// tokens sign in: the console's pages are the approver's (admins, auditors
-// and agents cannot decide approvals, see Dispatcher.Decide).
+// postSignIn exchanges an approver or admin token for a session (what each
+// sees: console_admin.go). Auditor and agent tokens do not sign in.
 func (s *Server) postSignIn(w http.ResponseWriter, r *http.Request) error {
 	if err := s.parseForm(w, r); err != nil {
 		return err
@@ -338,7 +348,7 @@ func (s *Server) postSignIn(w http.ResponseWriter, r *http.Request) error {
 	}
 	token := strings.TrimSpace(r.PostForm.Get("token"))
 	if token == "" {
-		s.signInPage(w, r, http.StatusBadRequest, "Paste an approver token.")
+		s.signInPage(w, r, http.StatusBadRequest, "Paste an approver or admin token.")
 		return nil
 	}
 	p, err := s.auth.Authenticate(r.Context(), token)
@@ -349,8 +359,8 @@ func (s *Server) postSignIn(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return &apiError{status: http.StatusServiceUnavailable, code: "unavailable", message: "cannot check the token right now", cause: err}
 	}
-	if p.Role != call.RoleApprover {
-		s.signInPage(w, r, http.StatusForbidden, "Only approver tokens can sign in to the console; this is "+article(string(p.Role))+" token.")
+	if !consoleRole(p.Role) {
+		s.signInPage(w, r, http.StatusForbidden, "Only approver and admin tokens can sign in to the console; this is "+article(string(p.Role))+" token.")
 		return nil
 	}
 	s.sessions.drop(r) // a new session id at every sign-in: no fixation
@@ -360,7 +370,7 @@ func (s *Server) postSignIn(w http.ResponseWriter, r *http.Request) error {
 	}
 	setCookie(w, r, signinCookie, "", "/console/signin", 0)
 	setCookie(w, r, sessionCookie, id, "/", sessionTTL)
-	s.log.InfoContext(r.Context(), "console sign-in", "approver", p.Identity())
+	s.log.InfoContext(r.Context(), "console sign-in", "who", p.Identity())
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 	return nil
 }

@@ -90,6 +90,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 		"wdn_alice": {TokenID: "t1", Role: call.RoleApprover, Tenant: "default", Name: "alice"},
 		"wdn_agent": {TokenID: "t2", Role: call.RoleAgent, Tenant: "default", Agent: "bot"},
 		"wdn_admin": {TokenID: "t3", Role: call.RoleAdmin, Name: "root"},
+		"wdn_audit": {TokenID: "t4", Role: call.RoleAuditor, Name: "eve"},
 	}}
 	exp := e.now.Add(time.Hour)
 	e.apr = &fakeApprovals{states: []*dispatch.State{{
@@ -216,10 +217,10 @@ func TestConsoleSignIn(t *testing.T) {
 		{"no csrf", url.Values{"token": {"wdn_alice"}}, pre, http.StatusForbidden, "did not come from this console"},
 		{"no csrf cookie", url.Values{"csrf": {csrf}, "token": {"wdn_alice"}}, nil, http.StatusForbidden, "did not come from this console"},
 		{"forged csrf", url.Values{"csrf": {csrf + "x"}, "token": {"wdn_alice"}}, pre, http.StatusForbidden, "did not come from this console"},
-		{"agent token", url.Values{"csrf": {csrf}, "token": {"wdn_agent"}}, pre, http.StatusForbidden, "Only approver tokens can sign in"},
-		{"admin token", url.Values{"csrf": {csrf}, "token": {"wdn_admin"}}, pre, http.StatusForbidden, "Only approver tokens can sign in"},
+		{"agent token", url.Values{"csrf": {csrf}, "token": {"wdn_agent"}}, pre, http.StatusForbidden, "Only approver and admin tokens can sign in"},
+		{"auditor token", url.Values{"csrf": {csrf}, "token": {"wdn_audit"}}, pre, http.StatusForbidden, "this is an auditor token"},
 		{"unknown token", url.Values{"csrf": {csrf}, "token": {"wdn_nobody"}}, pre, http.StatusUnauthorized, "Unknown or revoked token"},
-		{"empty token", url.Values{"csrf": {csrf}, "token": {" "}}, pre, http.StatusBadRequest, "Paste an approver token"},
+		{"empty token", url.Values{"csrf": {csrf}, "token": {" "}}, pre, http.StatusBadRequest, "Paste an approver or admin token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

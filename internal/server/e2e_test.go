@@ -44,6 +44,23 @@ owner: test@example.com
 permissions:
   up: {get: on}
 ---
+# limited and spender: rate limits and budgets (limits_test.go)
+kind: agent
+name: limited
+owner: test@example.com
+permissions:
+  up: {get: on, create: on}
+budgets: {calls_per_minute: 3}
+rate_limits:
+  up: {create: 1}
+---
+kind: agent
+name: spender
+owner: test@example.com
+permissions:
+  up: {get: on}
+budgets: {tokens_per_day: 1000, usd_per_day: 2}
+---
 kind: connector
 name: up
 type: http

@@ -61,6 +61,9 @@ type Options struct {
 	// each request, so that warden's spans join the agent's trace; nil:
 	// ignored.
 	Propagator propagation.TextMapPropagator
+	// Operations backs the console's admin pages (console_admin.go); nil:
+	// they answer 503.
+	Operations Operations
 }
 
 // Server serves the HTTP API.
@@ -82,6 +85,7 @@ type Server struct {
 
 	metrics    http.Handler
 	propagator propagation.TextMapPropagator
+	ops        Operations // the console's admin pages; nil: not available
 }
 
 // New returns a server.
@@ -99,6 +103,7 @@ func New(o Options) *Server {
 	}
 	s.slack = newSlackHandler(o.Slack)
 	s.metrics, s.propagator = o.Metrics, o.Propagator
+	s.ops = o.Operations
 	return s
 }
 
@@ -140,6 +145,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/calls/{id}", s.handle(s.getCall))
 	mux.Handle("POST /v1/decide", s.handle(s.postDecide))
 	mux.Handle("POST /v1/calls/{id}/outcome", s.handle(s.postOutcome))
+	mux.Handle("POST /v1/usage", s.handle(s.postUsage)) // usage.go
 	mux.Handle("GET /v1/audit", s.handle(s.getAudit))
 	mux.Handle("GET /v1/approvals", s.handle(s.getApprovals))
 	mux.Handle("GET /v1/approvals/{id}", s.handle(s.getApproval))
@@ -201,12 +207,13 @@ type callResponse struct {
 	Error      string        `json:"error,omitempty"`
 	ApprovalID string        `json:"approval_id,omitempty"`
 	ExpiresAt  *time.Time    `json:"expires_at,omitempty"`
+	ResetsAt   *time.Time    `json:"resets_at,omitempty"` // when the rate limit or budget that refused it resets
 	Version    string        `json:"config_version"`
 }
 
 func respond(st *dispatch.State) (int, callResponse) {
 	resp := callResponse{ID: st.ID, Decision: st.Decision, Status: st.Status, Rules: st.Rules, Reason: st.Reason,
-		Error: st.Error, ExpiresAt: st.ExpiresAt, Version: st.ConfigVersion}
+		Error: st.Error, ExpiresAt: st.ExpiresAt, ResetsAt: st.ResetsAt, Version: st.ConfigVersion}
 	if len(st.Result) > 0 {
 		resp.Result = jsonRaw(st.Result)
 	}
@@ -263,6 +270,7 @@ func (s *Server) call(w http.ResponseWriter, r *http.Request, decideOnly bool) e
 		// The decision is the answer, whatever it is.
 		status = http.StatusOK
 	}
+	status = limitStatus(w, st, status) // 429 and Retry-After for a rate limit (usage.go)
 	writeJSON(w, status, resp)
 	return nil
 }

@@ -49,6 +49,9 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 		if n, _ := res.RowsAffected(); n == 0 {
 			return skip(dispatch.ErrConflict)
 		}
+		if rec.Kind == audit.KindReportedOutcome {
+			return addUsage(ctx, tx, rec) // usage.go: reported tokens and cost count towards the budgets
+		}
 		return nil
 	}
 	if err := s.appendWith(ctx, rec, apply); err != nil {

@@ -71,6 +71,11 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 }
 
 func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, logger *slog.Logger) error {
+	// Up to date (the common case: a CLI command beside a running server):
+	// no write lock needed, so a busy server cannot starve the opener.
+	if upToDate(ctx, db, ms) {
+		return nil
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
@@ -128,4 +133,13 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, logger *sl
 		logger.Info("sqlite schema migrated", "applied", done)
 	}
 	return nil
+}
+
+// upToDate reports, with a read only, whether every migration is applied.
+// Any doubt (no table yet, an error) says no, and the caller takes the
+// write lock and looks properly.
+func upToDate(ctx context.Context, db *sql.DB, ms []migration) bool {
+	var n, newest int
+	err := db.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&n, &newest)
+	return err == nil && n == len(ms) && newest == ms[len(ms)-1].version
 }

@@ -1,0 +1,74 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/call"
+)
+
+// ApprovalCancelled is the Observer.ApprovalResolved result of an approval
+// request cancelled because a kill switch stopped its agent.
+const ApprovalCancelled = "cancelled"
+
+// KilledCall is a pending call and the kill switch entry that stops its agent.
+type KilledCall struct {
+	State *State
+	Kill  Kill
+}
+
+// KilledPendingStore is an optional capability of the ApprovalStore: it
+// finds the pending calls whose agents a kill switch stops. Without it,
+// CancelKilled does nothing (the approval after a kill still does not run
+// the call: claimAndRun checks the switch).
+type KilledPendingStore interface {
+	KilledPending(ctx context.Context, limit int) ([]KilledCall, error)
+}
+
+// CancelKilled refuses the pending calls of killed agents: each moves
+// pending → refused with an outcome record whose reason names who killed
+// the agent and when, and its long polls return. Like ExpireDue it is a
+// conditional commit from pending, so several servers sweeping the same
+// store, or a vote or an expiry racing the sweep, change each call once.
+// The server runs it every second. It returns how many it cancelled.
+func (d *Dispatcher) CancelKilled(ctx context.Context) (int, error) {
+	ks, ok := d.approvals.(KilledPendingStore)
+	if !ok {
+		return 0, nil
+	}
+	due, err := ks.KilledPending(ctx, 100)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, kc := range due {
+		st := kc.State
+		now := d.now().UTC()
+		st.PrevStatus = StatusPending
+		st.Status = StatusRefused
+		st.UpdatedAt = now
+		st.Decision = call.Deny
+		st.Rules = []string{RuleKillSwitch}
+		st.Reason = fmt.Sprintf("denied: killed by %s at %s while waiting for approval", kc.Kill.By, kc.Kill.At.UTC().Format(time.RFC3339))
+		if kc.Kill.Why != "" {
+			st.Reason += ": " + kc.Kill.Why
+		}
+		rec := d.record(st, audit.KindOutcome, st.Trigger)
+		rec.Outcome = audit.OutcomeRefused
+		err := d.store.Commit(ctx, rec, st)
+		if errors.Is(err, ErrConflict) {
+			continue // voted on, expired or cancelled elsewhere first
+		}
+		if err != nil {
+			return n, err
+		}
+		d.resolved(ctx, st, ApprovalCancelled, now)
+		d.finished(st, 0)
+		d.notify(st.ID)
+		n++
+	}
+	return n, nil
+}

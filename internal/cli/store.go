@@ -34,5 +34,8 @@ func openStore(e *env, db string) (*sqlite.Store, bool) {
 		e.errorf("cannot open the store %s: %v", db, err)
 		return nil, false
 	}
+	// A running server under load must leave this command a window on the
+	// write lock (withdrawn on Close).
+	st.Announce()
 	return st, true
 }

@@ -200,19 +200,20 @@ func (s *Store) write() {
 		// that can end also costs the driver a goroutine per statement.)
 		s.commit(context.Background(), claimed)
 		clear(batch[:cap(batch)]) // let answered records be collected
-		if len(s.queue) > 0 {
-			// Back-to-back commits would hold SQLite's write lock almost
-			// without a gap, and another process (warden kill, apply,
-			// approvals approve) polling for it in its busy handler could
-			// starve. A short gap lets it in, and the records arriving
-			// meanwhile join the next batch.
+		if len(s.queue) > 0 && s.othersWaiting() {
+			// Back-to-back commits hold SQLite's write lock almost without
+			// a gap, and another process (warden kill, apply, approvals
+			// approve) polling for it in its busy handler would starve.
+			// It has announced itself (Announce): leave it a window; the
+			// records arriving meanwhile join the next batch.
 			time.Sleep(commitGap)
 		}
 	}
 }
 
-// commitGap is the pause between back-to-back group commits.
-const commitGap = 300 * time.Microsecond
+// commitGap is the pause between back-to-back group commits while another
+// process waits for the write lock.
+const commitGap = 2 * time.Millisecond
 
 // commit writes ps in one transaction and answers each of them. A record
 // that cannot be encoded fails alone; any other failure fails them all, and

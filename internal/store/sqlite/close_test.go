@@ -48,3 +48,34 @@ func TestFinalCheckpointOnClose(t *testing.T) {
 		t.Errorf("verify = %+v, %v", res, err)
 	}
 }
+
+// TestAnnounce: a command that announces it is waiting to write makes the
+// other stores' writers see it, until it closes.
+func TestAnnounce(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "w.db")
+	server, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if server.othersWaiting() {
+		t.Fatal("a waiting writer before anyone announced one")
+	}
+	cli, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.Announce()
+	server.waitCheckedAt = server.waitCheckedAt.AddDate(-1, 0, 0) // skip the 50 ms cache
+	if !server.othersWaiting() {
+		t.Error("the server's writer does not see the announced command")
+	}
+	if err := cli.Close(); err != nil {
+		t.Fatal(err)
+	}
+	server.waitCheckedAt = server.waitCheckedAt.AddDate(-1, 0, 0)
+	if server.othersWaiting() {
+		t.Error("the announcement outlived the command's Close")
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,14 @@ type Store struct {
 	// callers queue on a mutex rather than on SQLite's busy-wait sleeps.
 	unbatched sync.Mutex
 
+	file string // the database file, for the waiting-writer marker
+
+	// Owned by the writer goroutine: the cached othersWaiting answer.
+	waitCheckedAt time.Time
+	waitSeen      bool
+
+	withdraw func() // set by Announce; Close calls it
+
 	headMu   sync.Mutex
 	headSeq  int64
 	headHash string
@@ -173,6 +182,7 @@ func open(ctx context.Context, db *sql.DB, file string, logger *slog.Logger, o O
 		writerDone:      make(chan struct{}),
 		headSeq:         seq,
 		headHash:        hash,
+		file:            file,
 	}
 	go s.write()
 	logger.Info("sqlite store open", "path", file, "audit_seq", seq, "checkpoints", o.Signer != nil)
@@ -220,6 +230,9 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		<-s.writerDone
+		if s.withdraw != nil {
+			s.withdraw()
+		}
 		if err := s.finalCheckpoint(); err != nil {
 			s.logger.Error("final audit checkpoint", "err", err)
 			s.closeErr = err
@@ -263,4 +276,36 @@ func (s *Store) finalCheckpoint() error {
 		return fmt.Errorf("sqlite: final checkpoint at seq %d: %w", seq, err)
 	}
 	return tx.Commit()
+}
+
+// Announce tells the other processes using this file that this one is
+// about to write (a CLI command beside a busy server): while it is set,
+// their group-commit writers leave a gap between back-to-back commits, so
+// that SQLite's busy handler here finds the write lock free instead of
+// starving. Close (or the returned function) withdraws it.
+func (s *Store) Announce() (withdraw func()) {
+	marker := s.file + "-writer-waiting"
+	f, err := os.OpenFile(marker, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		s.logger.Warn("cannot announce a waiting writer", "err", err)
+		return func() {}
+	}
+	f.Close()
+	var once sync.Once
+	withdraw = func() { once.Do(func() { os.Remove(marker) }) }
+	s.withdraw = withdraw
+	return withdraw
+}
+
+// othersWaiting reports whether another process has announced it waits
+// for the write lock. The check (a stat) is cached for 50 ms.
+func (s *Store) othersWaiting() bool {
+	now := time.Now()
+	if now.Sub(s.waitCheckedAt) < 50*time.Millisecond {
+		return s.waitSeen
+	}
+	s.waitCheckedAt = now
+	_, err := os.Stat(s.file + "-writer-waiting")
+	s.waitSeen = err == nil
+	return s.waitSeen
 }

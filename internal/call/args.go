@@ -45,6 +45,10 @@ func NormalizeArgs(m map[string]any) (map[string]any, error) {
 	return m, nil
 }
 
+// NormalizeNumbers converts the json.Numbers in a value decoded with
+// UseNumber into int64 (integers that fit) or float64, in place.
+func NormalizeNumbers(v any) (any, error) { return normalize(v) }
+
 func normalize(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:

@@ -1,18 +1,13 @@
 package notify
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/warden-dev/warden/internal/alert"
-	"github.com/warden-dev/warden/internal/call"
 )
 
 var (
@@ -32,39 +27,8 @@ type AlertBody struct {
 // (X-Warden-Signature over the raw body, X-Warden-Event the event). It is
 // called by the alert evaluator, which retries at its next evaluation.
 func (w *Webhook) SendAlert(ctx context.Context, e alert.Event) error {
-	now := time.Now
-	if w.Now != nil {
-		now = w.Now
-	}
-	t := now().UTC().Truncate(time.Second)
-	body, err := json.Marshal(AlertBody{Event: e.Event, SentAt: t, Alert: e})
-	if err != nil {
-		return err
-	}
-	key, err := w.Secret(ctx)
-	if err != nil {
-		return fmt.Errorf("webhook secret: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "warden-webhook/1")
-	req.Header.Set(HeaderEvent, e.Event)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(t.Unix(), 10))
-	req.Header.Set(HeaderDelivery, call.NewID("dlv", t))
-	req.Header.Set(HeaderSignature, Sign([]byte(key.Reveal()), body))
-	resp, err := client(w.Client).Do(req)
-	if err != nil {
-		return fmt.Errorf("webhook %s: %w", w.Name(), scrubURL(err))
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
-		return statusError("webhook "+w.Name(), resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-	return nil
+	t := w.sentAt()
+	return w.post(ctx, e.Event, t, AlertBody{Event: e.Event, SentAt: t, Alert: e})
 }
 
 // SendAlert posts an alert event to the channel (chat.postMessage).

@@ -59,12 +59,22 @@ func (w *Webhook) Name() string {
 
 // Send posts v, signed.
 func (w *Webhook) Send(ctx context.Context, v dispatch.ApprovalView) error {
+	t := w.sentAt()
+	return w.post(ctx, EventPending, t, WebhookBody{Event: EventPending, SentAt: t, Approval: v})
+}
+
+func (w *Webhook) sentAt() time.Time {
 	now := time.Now
 	if w.Now != nil {
 		now = w.Now
 	}
-	t := now().UTC().Truncate(time.Second)
-	body, err := json.Marshal(WebhookBody{Event: EventPending, SentAt: t, Approval: v})
+	return now().UTC().Truncate(time.Second)
+}
+
+// post sends one event: the JSON of payload, signed over the raw body
+// (X-Warden-Signature), with its event name, time and a delivery id.
+func (w *Webhook) post(ctx context.Context, event string, t time.Time, payload any) error {
+	body, err := json.Marshal(payload)
 	if err != nil {
 		return &Permanent{Err: err}
 	}
@@ -78,7 +88,7 @@ func (w *Webhook) Send(ctx context.Context, v dispatch.ApprovalView) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "warden-webhook/1")
-	req.Header.Set(HeaderEvent, EventPending)
+	req.Header.Set(HeaderEvent, event)
 	req.Header.Set(HeaderTimestamp, strconv.FormatInt(t.Unix(), 10))
 	req.Header.Set(HeaderDelivery, call.NewID("dlv", t))
 	req.Header.Set(HeaderSignature, Sign([]byte(key.Reveal()), body))

@@ -9,6 +9,8 @@ import (
 	nethttp "net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/warden-dev/warden/internal/call"
 )
 
 // selectHeaders picks the response headers worth returning to an agent.
@@ -47,7 +49,7 @@ func decodeBody(contentType string, body []byte, truncated bool) any {
 		var v any
 		if err := dec.Decode(&v); err == nil {
 			if _, err := dec.Token(); errors.Is(err, io.EOF) {
-				if n, err := normalize(v); err == nil {
+				if n, err := call.NormalizeNumbers(v); err == nil {
 					return n
 				}
 			}
@@ -57,37 +59,4 @@ func decodeBody(contentType string, body []byte, truncated bool) any {
 		return string(body)
 	}
 	return strings.ToValidUTF8(string(body), "\uFFFD")
-}
-
-// normalize turns json.Numbers into int64 (integers that fit) or float64,
-// the form warden uses for args.
-func normalize(v any) (any, error) {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil && !strings.ContainsAny(string(x), ".eE") {
-			return i, nil
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return nil, err
-		}
-		return f, nil
-	case map[string]any:
-		for k, e := range x {
-			n, err := normalize(e)
-			if err != nil {
-				return nil, err
-			}
-			x[k] = n
-		}
-	case []any:
-		for i, e := range x {
-			n, err := normalize(e)
-			if err != nil {
-				return nil, err
-			}
-			x[i] = n
-		}
-	}
-	return v, nil
 }

@@ -224,6 +224,11 @@ func Run(ctx context.Context, o Options) error {
 			} else if n > 0 {
 				log.Info("cancelled killed agents' pending calls", "count", n)
 			}
+			if n, err := d.StopKilled(bg); err != nil && bg.Err() == nil {
+				log.Error("stopping killed agents' executions", "err", err)
+			} else if n > 0 {
+				log.Warn("stopped executions of killed agents", "count", n)
+			}
 			if n, err := d.ExecuteApproved(bg); err != nil && bg.Err() == nil {
 				log.Error("running approved calls", "err", err)
 			} else if n > 0 {

@@ -1,10 +1,15 @@
 package app_test
 
 import (
+	"bytes"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warden-dev/warden/internal/cli"
+	"github.com/warden-dev/warden/internal/store/sqlite"
 )
 
 // TestKillSwitch: `warden kill` refuses a running server's calls of that
@@ -67,5 +72,48 @@ func TestKillSwitch(t *testing.T) {
 	}
 	if code != http.StatusOK || e.up.count("/payouts/k2") != 1 {
 		t.Fatalf("call after revive: %d %v", code, m)
+	}
+}
+
+// TestKillStopsExecution: a call already executing when its agent is killed
+// is stopped within a second, and its outcome record says why.
+func TestKillStopsExecution(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t)
+	cfgDir, db := setup(t, up)
+	srv := runInProcess(t, cfgDir, db)
+	st := openStore(t, db)
+	tok := agentToken(t, st)
+
+	slow := make(chan callResult, 1)
+	go func() {
+		r, _ := postCall(context.Background(), &http.Client{Timeout: 30 * time.Second}, srv.url, tok, "slow", map[string]any{"id": "k"})
+		slow <- r
+	}()
+	select {
+	case <-up.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow call never reached the upstream")
+	}
+	killed := time.Now()
+	var out, errOut bytes.Buffer
+	if code := cli.Run(context.Background(), []string{"kill", "bot", "--by", "oncall", "--db", db}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("kill: %d %s", code, errOut.String())
+	}
+	var r callResult
+	select {
+	case r = <-slow:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the executing call was not stopped by the kill")
+	}
+	if d := time.Since(killed); d > 1500*time.Millisecond {
+		t.Errorf("stopped %v after the kill; want about a second at most", d)
+	}
+	if r.Status != "failed" || !strings.Contains(r.raw, "stopped by the kill switch") {
+		t.Fatalf("stopped call = %d %s", r.HTTP, r.raw)
+	}
+	recs, err := st.AuditRecords(context.Background(), sqlite.AuditFilter{CallID: r.ID})
+	if err != nil || len(recs) != 2 || recs[1].Outcome != "failed" || !strings.Contains(recs[1].Error, "stopped by the kill switch") {
+		t.Fatalf("records = %+v, %v; want a failed outcome naming the kill switch", recs, err)
 	}
 }

@@ -175,7 +175,21 @@ type Dispatcher struct {
 	// running counts executions in progress, so that shutdown can let them
 	// record their outcome before the store closes.
 	running sync.WaitGroup
+
+	// inflight holds the executions in progress, so that a kill switch can
+	// stop them (StopKilled). Guarded by mu.
+	inflight map[string]*execution
 }
+
+// execution is one connector execution in progress.
+type execution struct {
+	tenant, agent string
+	cancel        context.CancelCauseFunc
+}
+
+// errKilled is the cause an execution is cancelled with when a kill switch
+// stops its agent.
+var errKilled = errors.New("killed during execution")
 
 // WaitIdle waits until no execution is in progress, or ctx ends. Shutdown
 // calls it after the HTTP server stopped accepting, so that a call whose
@@ -412,14 +426,35 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 	// must be recorded either way.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.execTimeout)
 	defer cancel()
+	// ectx is the execution's own context: a kill switch cancels it, never
+	// the recording of the outcome that follows.
+	ectx, kill := context.WithCancelCause(ctx)
+	defer kill(nil)
+	d.mu.Lock()
+	if d.inflight == nil {
+		d.inflight = map[string]*execution{}
+	}
+	d.inflight[st.ID] = &execution{tenant: st.Tenant, agent: st.Agent, cancel: kill}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.inflight, st.ID)
+		d.mu.Unlock()
+	}()
 	start := d.now()
-	cctx, connSpan := d.tracer.Start(ctx, "warden.connector")
+	cctx, connSpan := d.tracer.Start(ectx, "warden.connector")
 	out, err := exec.Execute(cctx, req.Action, req.Args)
 	if err != nil {
 		out = &Outcome{Failed: true, Error: "the connector failed", Detail: err.Error()}
 	}
 	if out == nil {
 		out = &Outcome{Failed: true, Error: "connector returned nothing"}
+	}
+	if errors.Is(context.Cause(ectx), errKilled) {
+		// Whatever the connector made of its cancelled context, the agent
+		// was stopped by the kill switch: say so.
+		out.Failed, out.Detail = true, out.Error
+		out.Error = "stopped by the kill switch during execution; the action may have partly run"
 	}
 	if out.Failed {
 		d.obs.ConnectorFailed(d.labels(st))

@@ -72,3 +72,27 @@ func (d *Dispatcher) CancelKilled(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// StopKilled cancels the executions in progress of agents a kill switch now
+// stops; each records a failed outcome saying so. It returns how many it
+// stopped. The server runs it with CancelKilled.
+func (d *Dispatcher) StopKilled(ctx context.Context) (int, error) {
+	d.mu.Lock()
+	running := make([]*execution, 0, len(d.inflight))
+	for _, e := range d.inflight {
+		running = append(running, e)
+	}
+	d.mu.Unlock()
+	n := 0
+	for _, e := range running {
+		k, err := d.store.Killed(ctx, e.tenant, e.agent)
+		if err != nil {
+			return n, err
+		}
+		if k != nil {
+			e.cancel(errKilled)
+			n++
+		}
+	}
+	return n, nil
+}

@@ -27,7 +27,7 @@ func DecodeArgs(data []byte) (map[string]any, error) {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("args must be a JSON object, not %s", jsonKind(v))
+		return nil, fmt.Errorf("args must be a JSON object, not %s", KindOf(v))
 	}
 	return NormalizeArgs(m)
 }
@@ -83,7 +83,9 @@ func normalize(v any) (any, error) {
 	return v, nil
 }
 
-func jsonKind(v any) string {
+// KindOf names the JSON kind of a decoded value for messages: "null",
+// "a string", "a boolean", "a number", "an array", "an object".
+func KindOf(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
@@ -91,10 +93,12 @@ func jsonKind(v any) string {
 		return "a string"
 	case bool:
 		return "a boolean"
-	case json.Number:
+	case json.Number, float64, float32, int, int64, int32, int16, int8, uint64, uint, uint32, uint16, uint8:
 		return "a number"
 	case []any:
 		return "an array"
+	case map[string]any:
+		return "an object"
 	}
-	return "an object"
+	return fmt.Sprintf("a %T", v)
 }

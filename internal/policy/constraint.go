@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/config"
 )
 
@@ -18,7 +19,7 @@ func check(c *config.Constraint, args map[string]any) string {
 	if c.Min != nil || c.Max != nil {
 		f, ok := toFloat(v)
 		if !ok {
-			return fmt.Sprintf("%s must be a number, got %s", c.Path, typeName(v))
+			return fmt.Sprintf("%s must be a number, got %s", c.Path, call.KindOf(v))
 		}
 		if c.Min != nil && f < *c.Min {
 			return fmt.Sprintf("got %v, below min %v", v, *c.Min)
@@ -36,7 +37,7 @@ func check(c *config.Constraint, args map[string]any) string {
 	if c.Regexp != nil || c.MaxLength != nil {
 		s, ok := v.(string)
 		if !ok {
-			return fmt.Sprintf("%s must be a string, got %s", c.Path, typeName(v))
+			return fmt.Sprintf("%s must be a string, got %s", c.Path, call.KindOf(v))
 		}
 		if c.MaxLength != nil && int64(utf8.RuneCountInString(s)) > *c.MaxLength {
 			return fmt.Sprintf("length %d exceeds max_length %d", utf8.RuneCountInString(s), *c.MaxLength)
@@ -90,24 +91,6 @@ func contains(list []any, v any) bool {
 		}
 	}
 	return false
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case int64, float64, int:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 // show prints a value for a reason, bounded so that a huge argument cannot

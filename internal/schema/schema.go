@@ -41,6 +41,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/warden-dev/warden/internal/call"
 )
 
 // Schema is a compiled schema. It is immutable and safe for concurrent use.
@@ -145,7 +147,7 @@ func (c *compiler) sub(v any, ptr string, depth int) *Schema {
 	case map[string]any:
 		return c.object(x, ptr, depth)
 	}
-	c.fail(ptr, "a schema must be an object or a boolean, got %s", kindOf(v))
+	c.fail(ptr, "a schema must be an object or a boolean, got %s", call.KindOf(v))
 	return nil
 }
 
@@ -169,7 +171,7 @@ func (c *compiler) object(m map[string]any, ptr string, depth int) *Schema {
 		case "properties":
 			props, ok := v.(map[string]any)
 			if !ok {
-				c.fail(kp, "properties must be an object mapping names to schemas, got %s", kindOf(v))
+				c.fail(kp, "properties must be an object mapping names to schemas, got %s", call.KindOf(v))
 				continue
 			}
 			s.properties = map[string]*Schema{}
@@ -196,7 +198,7 @@ func (c *compiler) object(m map[string]any, ptr string, depth int) *Schema {
 		case "enum":
 			l, ok := v.([]any)
 			if !ok || len(l) == 0 {
-				c.fail(kp, "enum must be a non-empty array, got %s", kindOf(v))
+				c.fail(kp, "enum must be a non-empty array, got %s", call.KindOf(v))
 				continue
 			}
 			for i, e := range l {
@@ -229,7 +231,7 @@ func (c *compiler) object(m map[string]any, ptr string, depth int) *Schema {
 		case "pattern":
 			p, ok := v.(string)
 			if !ok {
-				c.fail(kp, "pattern must be a string, got %s", kindOf(v))
+				c.fail(kp, "pattern must be a string, got %s", call.KindOf(v))
 				continue
 			}
 			re, err := regexp.Compile(p)
@@ -240,13 +242,13 @@ func (c *compiler) object(m map[string]any, ptr string, depth int) *Schema {
 			s.pattern = re
 		case "description", "title", "$schema", "$comment":
 			if _, ok := v.(string); !ok {
-				c.fail(kp, "%s must be a string, got %s", k, kindOf(v))
+				c.fail(kp, "%s must be a string, got %s", k, call.KindOf(v))
 			}
 		case "default":
 			// An annotation; warden does not fill in defaults.
 		case "examples":
 			if _, ok := v.([]any); !ok {
-				c.fail(kp, "examples must be an array, got %s", kindOf(v))
+				c.fail(kp, "examples must be an array, got %s", call.KindOf(v))
 			}
 		case "format", "$ref", "$defs", "definitions", "allOf", "anyOf", "oneOf", "not",
 			"if", "then", "else", "patternProperties", "propertyNames", "dependentRequired",
@@ -281,7 +283,7 @@ func (c *compiler) types(v any, ptr string) []string {
 		for i, e := range x {
 			s, ok := e.(string)
 			if !ok {
-				c.fail(fmt.Sprintf("%s/%d", ptr, i), "type names must be strings, got %s", kindOf(e))
+				c.fail(fmt.Sprintf("%s/%d", ptr, i), "type names must be strings, got %s", call.KindOf(e))
 				return nil
 			}
 			if slices.Contains(names, s) {
@@ -291,7 +293,7 @@ func (c *compiler) types(v any, ptr string) []string {
 			names = append(names, s)
 		}
 	default:
-		c.fail(ptr, "type must be a string or an array of strings, got %s", kindOf(v))
+		c.fail(ptr, "type must be a string or an array of strings, got %s", call.KindOf(v))
 		return nil
 	}
 	for i, n := range names {
@@ -310,14 +312,14 @@ func (c *compiler) types(v any, ptr string) []string {
 func (c *compiler) strings(v any, ptr, what string) []string {
 	l, ok := v.([]any)
 	if !ok {
-		c.fail(ptr, "%s must be an array of strings, got %s", what, kindOf(v))
+		c.fail(ptr, "%s must be an array of strings, got %s", what, call.KindOf(v))
 		return nil
 	}
 	out := make([]string, 0, len(l))
 	for i, e := range l {
 		s, ok := e.(string)
 		if !ok {
-			c.fail(fmt.Sprintf("%s/%d", ptr, i), "%s entries must be strings, got %s", what, kindOf(e))
+			c.fail(fmt.Sprintf("%s/%d", ptr, i), "%s entries must be strings, got %s", what, call.KindOf(e))
 			return nil
 		}
 		if slices.Contains(out, s) {
@@ -336,7 +338,7 @@ func (c *compiler) number(v any, ptr, what string) *bound {
 	}
 	n, ok := toBig(v)
 	if !ok || n.IsInf() {
-		c.fail(ptr, "%s must be a finite number, got %s", what, kindOf(v))
+		c.fail(ptr, "%s must be a finite number, got %s", what, call.KindOf(v))
 		return nil
 	}
 	return &bound{n: n, text: numText(n)}
@@ -444,27 +446,7 @@ func numText(n *big.Float) string {
 	return n.Text('g', -1)
 }
 
-// kindOf names the JSON kind of v for messages.
-func kindOf(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
-	if isNumber(v) {
-		return "a number"
-	}
-	return fmt.Sprintf("a %T", v)
-}
-
-// describe is kindOf with the value itself for scalars.
+// describe is call.KindOf with the value itself for scalars.
 func describe(v any) string {
 	switch x := v.(type) {
 	case string:
@@ -475,5 +457,5 @@ func describe(v any) string {
 	if n, ok := toBig(v); ok {
 		return numText(n)
 	}
-	return kindOf(v)
+	return call.KindOf(v)
 }

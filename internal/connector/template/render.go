@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/warden-dev/warden/internal/call"
 )
 
 // Data is what a template is rendered against.
@@ -151,7 +152,7 @@ func lookup(args map[string]any, segs []string) (any, error) {
 			}
 			cur = c[i]
 		default:
-			return nil, &ArgError{Path: path, Problem: fmt.Sprintf("is %s, not an object, so it has no %q", kind(cur), seg)}
+			return nil, &ArgError{Path: path, Problem: fmt.Sprintf("is %s, not an object, so it has no %q", call.KindOf(cur), seg)}
 		}
 		path = next
 	}
@@ -282,22 +283,4 @@ func plain(v any, depth int) (any, error) {
 		return json.Number(s), nil
 	}
 	return v, nil
-}
-
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case json.Number, float64, float32, int, int64, int32, uint64:
-		return "a number"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
-	return reflect.TypeOf(v).String()
 }

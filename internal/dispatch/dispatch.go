@@ -676,28 +676,17 @@ func (d *Dispatcher) ExpireDue(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, st := range due {
-		st.PrevStatus = st.Status
+	return d.close(ctx, due, now, func(st *State) *audit.Record {
 		st.Status = StatusExpired
-		st.UpdatedAt = now
 		st.Error = fmt.Sprintf("no approval before %s", st.ExpiresAt.UTC().Format(time.RFC3339))
 		st.Reason = "expired: " + st.Error
 		rec := d.record(st, audit.KindExpired, "")
 		rec.Outcome = audit.OutcomeExpired
-		err := d.store.Commit(ctx, rec, st)
-		if errors.Is(err, ErrConflict) {
-			continue // someone else moved it first
-		}
-		if err != nil {
-			return n, err
-		}
+		return rec
+	}, func(st *State) {
 		d.resolved(ctx, st, ApprovalExpired, now)
 		d.finished(st, 0)
-		d.notify(st.ID)
-		n++
-	}
-	return n, nil
+	})
 }
 
 // ReapInterrupted closes calls whose execution was cut off before its
@@ -710,20 +699,34 @@ func (d *Dispatcher) ReapInterrupted(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, st := range stale {
-		st.PrevStatus = st.Status
+	return d.close(ctx, stale, now, func(st *State) *audit.Record {
 		st.Status = StatusFailed
-		st.UpdatedAt = now
 		st.Error = "interrupted: warden stopped before the outcome was recorded; the action may or may not have run"
 		rec := d.record(st, audit.KindOutcome, "")
 		rec.Outcome = audit.OutcomeFailed
+		return rec
+	}, nil)
+}
+
+// close moves each of sts on from the status it was read in: change sets
+// the new state and returns its audit record; the commit is conditional on
+// the status read, so a call another process moved first is skipped. after,
+// if set, runs for each call closed. It returns how many it closed.
+func (d *Dispatcher) close(ctx context.Context, sts []*State, now time.Time, change func(*State) *audit.Record, after func(*State)) (int, error) {
+	n := 0
+	for _, st := range sts {
+		st.PrevStatus = st.Status
+		st.UpdatedAt = now
+		rec := change(st)
 		err := d.store.Commit(ctx, rec, st)
 		if errors.Is(err, ErrConflict) {
-			continue
+			continue // someone else moved it first
 		}
 		if err != nil {
 			return n, err
+		}
+		if after != nil {
+			after(st)
 		}
 		d.notify(st.ID)
 		n++

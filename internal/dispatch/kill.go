@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -43,34 +42,28 @@ func (d *Dispatcher) CancelKilled(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, kc := range due {
-		st := kc.State
-		now := d.now().UTC()
-		st.PrevStatus = StatusPending
+	kills := make(map[string]Kill, len(due))
+	sts := make([]*State, len(due))
+	for i, kc := range due {
+		sts[i], kills[kc.State.ID] = kc.State, kc.Kill
+	}
+	now := d.now().UTC()
+	return d.close(ctx, sts, now, func(st *State) *audit.Record {
+		k := kills[st.ID]
 		st.Status = StatusRefused
-		st.UpdatedAt = now
 		st.Decision = call.Deny
 		st.Rules = []string{RuleKillSwitch}
-		st.Reason = fmt.Sprintf("denied: killed by %s at %s while waiting for approval", kc.Kill.By, kc.Kill.At.UTC().Format(time.RFC3339))
-		if kc.Kill.Why != "" {
-			st.Reason += ": " + kc.Kill.Why
+		st.Reason = fmt.Sprintf("denied: killed by %s at %s while waiting for approval", k.By, k.At.UTC().Format(time.RFC3339))
+		if k.Why != "" {
+			st.Reason += ": " + k.Why
 		}
 		rec := d.record(st, audit.KindOutcome, st.Trigger)
 		rec.Outcome = audit.OutcomeRefused
-		err := d.store.Commit(ctx, rec, st)
-		if errors.Is(err, ErrConflict) {
-			continue // voted on, expired or cancelled elsewhere first
-		}
-		if err != nil {
-			return n, err
-		}
+		return rec
+	}, func(st *State) {
 		d.resolved(ctx, st, ApprovalCancelled, now)
 		d.finished(st, 0)
-		d.notify(st.ID)
-		n++
-	}
-	return n, nil
+	})
 }
 
 // StopKilled cancels the executions in progress of agents a kill switch now

@@ -89,6 +89,8 @@ type State struct {
 	// Revision counts the changes saved to this call; the store refuses a
 	// change made to an older revision than the stored one (ErrConflict).
 	Revision int64 `json:"-"`
+
+	auditArgs json.RawMessage // Args as the audit trail records them (redacted), once computed
 }
 
 // Store persists audit records and call states. Commit must append rec to
@@ -501,6 +503,10 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 
 // record builds the audit record for st.
 func (d *Dispatcher) record(st *State, kind, trigger string) *audit.Record {
+	if st.auditArgs == nil {
+		// Every record of a call carries its args: scrub them once.
+		st.auditArgs = d.redactJSON(st.Args)
+	}
 	r := &audit.Record{
 		ID:            call.NewID("rec", st.UpdatedAt),
 		Time:          st.UpdatedAt,
@@ -514,7 +520,7 @@ func (d *Dispatcher) record(st *State, kind, trigger string) *audit.Record {
 		Connector:     st.Connector,
 		Action:        st.Action,
 		ActionType:    st.ActionType,
-		Args:          d.redactJSON(st.Args),
+		Args:          st.auditArgs,
 		Environment:   st.Environment,
 		Decision:      string(st.Decision),
 		Rules:         st.Rules,

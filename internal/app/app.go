@@ -128,7 +128,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	localSecrets.Store = store // before any call can resolve a local:// secret
-	kills := &killCache{Store: store, now: time.Now, entries: map[[2]string]killEntry{}}
+	kills := &killCache{Store: store, lookup: newFresh[[2]string, *dispatch.Kill](time.Now)}
 	notifier, slackOpts := approvalChannels(cfg, sec, store, log) // notify.go
 	alerts := alerting(cfg, sec, store, log)                      // alerts.go; nil: no rules
 
@@ -144,7 +144,7 @@ func Run(ctx context.Context, o Options) error {
 		Metrics:    apiMetrics,
 		Propagator: telemetry.Propagator,
 		Dispatcher: d,
-		Auth:       &tokenCache{next: authenticator{store}, now: time.Now, entries: map[string]tokenEntry{}},
+		Auth:       &tokenCache{next: authenticator{store}, lookup: newFresh[string, call.Principal](time.Now)},
 		Audit:      auditReader{store},
 		Ready:      store.Ping,
 		Logger:     log,

@@ -15,76 +15,66 @@ import (
 // within a second) and saves two SQL round trips on nearly every call.
 const freshness = 500 * time.Millisecond
 
-// tokenCache remembers successful token lookups for freshness. Failures are
-// never cached, so a new token works at once and a bad one is always
-// re-checked.
-type tokenCache struct {
-	next authenticator
-	now  func() time.Time
-
-	mu      sync.Mutex
-	entries map[string]tokenEntry // by token hash
-}
-
-type tokenEntry struct {
-	p  call.Principal
-	at time.Time
-}
-
-func (c *tokenCache) Authenticate(ctx context.Context, token string) (call.Principal, error) {
-	h := identity.Hash(token)
-	now := c.now()
-	c.mu.Lock()
-	e, ok := c.entries[h]
-	c.mu.Unlock()
-	if ok && now.Sub(e.at) < freshness {
-		return e.p, nil
-	}
-	p, err := c.next.Authenticate(ctx, token)
-	if err != nil {
-		return p, err
-	}
-	c.mu.Lock()
-	if len(c.entries) > 100_000 {
-		clear(c.entries) // bounded: a flood of distinct tokens cannot grow it
-	}
-	c.entries[h] = tokenEntry{p, now}
-	c.mu.Unlock()
-	return p, nil
-}
-
-// killCache wraps the store's kill-switch lookup with a short-lived cache.
-type killCache struct {
-	dispatch.Store
+// fresh remembers successful lookups for freshness. Failures are never
+// cached: a new token works at once, a bad one is always re-checked, and a
+// store error reaches the caller (which fails closed).
+type fresh[K comparable, V any] struct {
 	now func() time.Time
 
 	mu      sync.Mutex
-	entries map[[2]string]killEntry
+	entries map[K]freshEntry[V]
 }
 
-type killEntry struct {
-	k  *dispatch.Kill
+type freshEntry[V any] struct {
+	v  V
 	at time.Time
 }
 
-func (c *killCache) Killed(ctx context.Context, tenant, agent string) (*dispatch.Kill, error) {
-	key := [2]string{tenant, agent}
+func newFresh[K comparable, V any](now func() time.Time) *fresh[K, V] {
+	return &fresh[K, V]{now: now, entries: map[K]freshEntry[V]{}}
+}
+
+func (c *fresh[K, V]) get(key K, load func() (V, error)) (V, error) {
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && now.Sub(e.at) < freshness {
-		return e.k, nil
+		return e.v, nil
 	}
-	k, err := c.Store.Killed(ctx, tenant, agent)
+	v, err := load()
 	if err != nil {
-		return nil, err // fail closed: the dispatcher refuses the call
+		return v, err
 	}
 	c.mu.Lock()
 	if len(c.entries) > 100_000 {
-		clear(c.entries)
+		clear(c.entries) // bounded: a flood of distinct keys cannot grow it
 	}
-	c.entries[key] = killEntry{k, now}
+	c.entries[key] = freshEntry[V]{v, now}
 	c.mu.Unlock()
-	return k, nil
+	return v, nil
+}
+
+// tokenCache reuses token lookups, keyed by the token's hash.
+type tokenCache struct {
+	next   authenticator
+	lookup *fresh[string, call.Principal]
+}
+
+func (c *tokenCache) Authenticate(ctx context.Context, token string) (call.Principal, error) {
+	return c.lookup.get(identity.Hash(token), func() (call.Principal, error) {
+		return c.next.Authenticate(ctx, token)
+	})
+}
+
+// killCache wraps the store's kill-switch lookup.
+type killCache struct {
+	dispatch.Store
+	lookup *fresh[[2]string, *dispatch.Kill]
+}
+
+func (c *killCache) Killed(ctx context.Context, tenant, agent string) (*dispatch.Kill, error) {
+	return c.lookup.get([2]string{tenant, agent}, func() (*dispatch.Kill, error) {
+		return c.Store.Killed(ctx, tenant, agent)
+	})
 }

@@ -2,9 +2,25 @@
 GO       ?= go
 FUZZTIME ?= 5s
 
-.PHONY: test fmt-check vet unit fuzz bench build
+.PHONY: test deps fmt-check vet unit fuzz bench build
 
-test: fmt-check vet unit fuzz
+test: deps fmt-check vet unit fuzz
+
+# What the tests drive for real, installed when missing: headless Chromium
+# (console tests), bubblewrap (the sandbox), and the pinned npm packages in
+# e2e/ (real MCP servers and the Inspector CLI). PostgreSQL 15's server
+# binaries are expected at /usr/lib/postgresql/15/bin (preinstalled here).
+# Tests that need one of these fail, never skip, when it is absent.
+APT_MISSING = $(strip $(if $(shell command -v chromium),,chromium) $(if $(shell command -v bwrap),,bubblewrap))
+deps:
+	@if [ -n "$(APT_MISSING)" ]; then \
+		echo "installing $(APT_MISSING)"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(APT_MISSING); \
+	fi
+	@if [ -f e2e/package-lock.json ] && ! cmp -s e2e/package-lock.json e2e/node_modules/.installed-lock; then \
+		echo "npm ci in e2e/"; \
+		(cd e2e && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock); \
+	fi
 
 build:
 	$(GO) build -o bin/warden ./cmd/warden

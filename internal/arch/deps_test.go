@@ -22,6 +22,7 @@ var domain = []string{
 	"internal/schema",
 	"internal/connector/template",
 	"internal/limit",
+	"internal/hook",
 }
 
 // forbidden are imports no domain package may have, directly or not.

@@ -54,6 +54,7 @@ func commands() []command {
 		{"versions", "list the stored config versions, newest first, the live one marked *", runVersions},
 		{"diff", "show how two config versions differ, document by document", runDiff},
 		{"rollback", "make the previously live (or a named) config version live again", runRollback},
+		{"hook", "Claude Code's PreToolUse/PostToolUse hook: hook claude-code, payload on stdin", runHook},
 		{"version", "print warden's version", runVersion},
 	}
 }

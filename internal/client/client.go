@@ -47,6 +47,7 @@ type CallRequest struct {
 	RunID       string         `json:"run_id,omitempty"`
 	Trigger     string         `json:"trigger,omitempty"`
 	Wait        string         `json:"wait,omitempty"`
+	FrontEnd    string         `json:"front_end,omitempty"` // rest (default) or hook; POST /v1/decide only
 }
 
 // CallResult is the answer to a call: 200, 202, 403 and 429 (a rate

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,6 +266,11 @@ type Request struct {
 	FrontEnd    string // rest, mcp, hook
 	Trigger     string // who or what started the run, if the caller says
 	DecideOnly  bool   // decide and record, do not execute
+	// DelegateApproval (decide-only): a REQUIRE_APPROVAL is put to the
+	// runtime's own user — Claude Code asks its user — instead of warden's
+	// approvers. The call is decided, recorded as asked, and its reported
+	// outcome records that the user let it run.
+	DelegateApproval bool
 
 	begun time.Time // when warden took the call up (for the end-to-end latency)
 }
@@ -390,6 +396,12 @@ func (d *Dispatcher) call(ctx context.Context, p call.Principal, req Request) (*
 		st.Status = StatusRefused
 		rec.Outcome = StatusRefused
 	case call.RequireApproval:
+		if req.DecideOnly && req.DelegateApproval {
+			st.Status = StatusDecided
+			st.Reason = strings.TrimSpace(st.Reason + " (asked the user of " + st.Connector + ")")
+			rec.Reason = d.redact(st.Reason)
+			break
+		}
 		st.Status = StatusPending
 		timeout := d.approvalTimeout
 		if v.Approval != nil && v.Approval.Timeout > 0 {
@@ -663,6 +675,12 @@ func (d *Dispatcher) ReportOutcome(ctx context.Context, p call.Principal, id str
 	st.Result, st.Error = d.redactJSON(st.Result), d.redact(st.Error)
 	rec := d.record(st, audit.KindReportedOutcome, "")
 	rec.Outcome = st.Status
+	if st.Decision == call.RequireApproval {
+		// Only a delegated approval is decided without a vote here: the
+		// runtime's user let the call run, or it would not report.
+		rec.Approval = &audit.Approval{Approver: "user of " + st.Connector, Channel: st.FrontEnd, DecidedAt: st.UpdatedAt,
+			Comment: "the runtime asked its user, who let the call run"}
+	}
 	rec.Tokens, rec.CostUSD = r.Tokens, r.CostUSD
 	if err := d.store.Commit(ctx, rec, st); errors.Is(err, ErrConflict) {
 		return nil, errorf(Conflict, "not_reportable", "call %q changed state concurrently; its outcome was already reported", id)

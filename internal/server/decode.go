@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
 )
 
@@ -23,6 +24,11 @@ type callRequest struct {
 	RunID       string          `json:"run_id"`
 	Trigger     string          `json:"trigger"`
 	Wait        string          `json:"wait"` // a duration such as "30s"; POST /v1/calls only
+	// FrontEnd is rest (the default) or hook: a runtime's tool hook, such as
+	// `warden hook claude-code`, asking POST /v1/decide. A hook's
+	// REQUIRE_APPROVAL is put to the runtime's own user, not to warden's
+	// approvers.
+	FrontEnd string `json:"front_end"`
 
 	args map[string]any
 	wait time.Duration
@@ -130,6 +136,16 @@ func (c *callRequest) validate(allowWait bool) error {
 			return newError(http.StatusBadRequest, "invalid_field", "wait: must be a duration such as 30s")
 		}
 		c.wait = min(d, maxWait)
+	}
+	switch c.FrontEnd {
+	case "", audit.FrontEndREST:
+		c.FrontEnd = audit.FrontEndREST
+	case audit.FrontEndHook:
+		if allowWait {
+			return newError(http.StatusBadRequest, "invalid_field", "front_end: hooks ask POST /v1/decide, not POST /v1/calls")
+		}
+	default:
+		return newError(http.StatusBadRequest, "invalid_field", "front_end: must be rest or hook (MCP clients use /mcp)")
 	}
 	return nil
 }

@@ -27,6 +27,9 @@ func TestDecodeCall(t *testing.T) {
 		{`{"connector":"c"}`, "action: required"},
 		{`{"connector":"c","action":"a","wait":"soon"}`, "wait: must be a duration"},
 		{`{"connector":"c","action":"a","args":{"n":1e999}}`, "args: must be a JSON object"},
+		{`{"connector":"c","action":"a","front_end":"rest"}`, ""},
+		{`{"connector":"c","action":"a","front_end":"mcp"}`, "front_end: must be rest or hook"},
+		{`{"connector":"c","action":"a","front_end":"hook"}`, "front_end: hooks ask POST /v1/decide"}, // validate(true): POST /v1/calls
 	}
 	for _, tt := range tests {
 		t.Run(tt.body, func(t *testing.T) {

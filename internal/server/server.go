@@ -255,7 +255,8 @@ func (s *Server) call(w http.ResponseWriter, r *http.Request, decideOnly bool) e
 	st, err := s.d.Call(r.Context(), p, dispatch.Request{
 		Connector: req.Connector, Action: req.Action, Args: req.args,
 		Environment: req.Environment, RunID: req.RunID, Trigger: req.Trigger,
-		FrontEnd: "rest", DecideOnly: decideOnly,
+		FrontEnd: req.FrontEnd, DecideOnly: decideOnly,
+		DelegateApproval: req.FrontEnd == audit.FrontEndHook,
 	})
 	if err != nil {
 		return err

@@ -154,8 +154,8 @@ func TestHookFailsClosed(t *testing.T) {
 	good := payload("PreToolUse", "Read", `{"file_path":"/x"}`, "toolu_1", "")
 	for _, tc := range []struct {
 		name, stdin, token string
-		flags           []string
-		want, reason    string
+		flags              []string
+		want, reason       string
 	}{
 		{"malformed payload", `{"hook_event_name":"PreToolUse",`, "wdn_x", nil, "deny", "JSON ends early"},
 		{"empty payload", ``, "wdn_x", nil, "deny", "empty hook payload"},

@@ -12,7 +12,7 @@ import (
 	"github.com/warden-dev/warden/internal/dispatch"
 	"github.com/warden-dev/warden/internal/notify"
 	"github.com/warden-dev/warden/internal/secret"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // alerting builds the alert evaluator from the `kind: alerts` document,
@@ -20,7 +20,7 @@ import (
 // secrets resolved under the scope "alerts"); nil when no rule is
 // configured. Like the approval channels, it is built from the config the
 // server started with.
-func alerting(cfg *config.Config, sec *secret.Resolver, store *sqlite.Store, log *slog.Logger) *alert.Evaluator {
+func alerting(cfg *config.Config, sec *secret.Resolver, store store.Store, log *slog.Logger) *alert.Evaluator {
 	if cfg.Alerts == nil || len(cfg.Alerts.Rules) == 0 {
 		return nil
 	}

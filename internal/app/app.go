@@ -21,10 +21,14 @@ import (
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/config"
+	mcpconn "github.com/warden-dev/warden/internal/connector/mcp"
 	"github.com/warden-dev/warden/internal/demo"
 	"github.com/warden-dev/warden/internal/dispatch"
+	mcpserver "github.com/warden-dev/warden/internal/mcp"
 	"github.com/warden-dev/warden/internal/secret"
 	"github.com/warden-dev/warden/internal/server"
+	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/postgres"
 	"github.com/warden-dev/warden/internal/store/sqlite"
 	"github.com/warden-dev/warden/internal/telemetry"
 )
@@ -49,6 +53,7 @@ type Options struct {
 	MetricsAddr     string          // a separate listener for GET /metrics; "": on Addr (telemetry.go)
 	Reload          <-chan struct{} // a receive reloads the config at once (SIGHUP; tests)
 	ConfigPoll      time.Duration   // how often config files are checked for changes; default 1s, negative: never
+	MCPWait         time.Duration   // how long an MCP tools/call waits for an approval (serve --mcp-wait); 0: 60s, negative: no wait
 }
 
 // DefaultAddr is where `warden serve` listens by default.
@@ -57,15 +62,18 @@ const DefaultAddr = "127.0.0.1:7070"
 // AuditKeyPath is the default checkpoint key file for a database path: a
 // file beside the database, outside it.
 func AuditKeyPath(db string) string {
+	if postgres.IsURL(db) {
+		return "" // no default: every replica must name the one shared key (docs/scale-out.md)
+	}
 	p := strings.TrimPrefix(db, "sqlite://")
 	return filepath.Join(filepath.Dir(p), "warden-audit.key")
 }
 
 // OpenStore opens the store a --db value names. Every command that touches
 // the store uses it, so they all act on what a running server uses.
-func OpenStore(ctx context.Context, db string, logger *slog.Logger, signer *audit.Signer) (*sqlite.Store, error) {
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return nil, errors.New("--db postgres://… is not supported by this build yet; use a SQLite path")
+func OpenStore(ctx context.Context, db string, logger *slog.Logger, signer *audit.Signer) (store.Store, error) {
+	if postgres.IsURL(db) {
+		return postgres.Open(ctx, db, logger, postgres.Options{Signer: signer})
 	}
 	if db == "" {
 		return nil, errors.New("--db is empty")
@@ -93,6 +101,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.AuditKey == "" {
 		o.AuditKey = AuditKeyPath(o.DB)
+	}
+	if o.AuditKey == "" {
+		return errors.New("audit key: --audit-key (or WARDEN_AUDIT_KEY) is required with a postgres store: every replica signs checkpoints with the same key file")
 	}
 
 	signer, err := audit.LoadOrCreateKey(o.AuditKey)
@@ -122,13 +133,18 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("secrets: %w", err)
 	}
-	snap, err := snapshot(cfg, sec)
+	// Upstream MCP servers (mcp connectors) outlive config versions; they
+	// stop after the last execution (WaitIdle), before the store closes.
+	upstreams := mcpconn.NewPool(log)
+	defer upstreams.Close()
+	snap, err := snapshot(cfg, sec, upstreams, store)
 	if err != nil {
 		return err
 	}
 
 	localSecrets.Store = store // before any call can resolve a local:// secret
 	kills := &killCache{Store: store, lookup: newFresh[[2]string, *dispatch.Kill](time.Now)}
+	tokens := &tokenCache{next: authenticator{store}, lookup: newFresh[string, call.Principal](time.Now)}
 	notifier, slackOpts := approvalChannels(cfg, sec, store, log) // notify.go
 	alerts := alerting(cfg, sec, store, log)                      // alerts.go; nil: no rules
 
@@ -140,17 +156,19 @@ func Run(ctx context.Context, o Options) error {
 	defer stopTelemetry() // after the last call, before the store closes
 	d := dispatch.New(dispatch.Options{Store: kills, Approvals: store, Logger: log, ApprovalTimeout: o.ApprovalTimeout, Redactor: redactor, Notifier: notifier,
 		Observer: observe(metrics, alerts), Tracer: tracing.Tracer(), Usage: store}, snap)
+	mcpSrv := mcpserver.New(mcpserver.Options{Dispatcher: d, Wait: o.MCPWait, Logger: log, MaxBody: o.MaxBody})
 	srv := server.New(server.Options{
 		Metrics:    apiMetrics,
 		Propagator: telemetry.Propagator,
 		Dispatcher: d,
-		Auth:       &tokenCache{next: authenticator{store}, lookup: newFresh[string, call.Principal](time.Now)},
+		Auth:       tokens,
 		Audit:      auditReader{store},
 		Ready:      store.Ping,
 		Logger:     log,
 		MaxBody:    o.MaxBody,
 		Slack:      slackOpts,
 		Operations: operations{store}, // the console's admin pages (console_ops.go)
+		MCP:        mcpSrv,            // POST /mcp
 	})
 
 	var demoLn net.Listener
@@ -185,9 +203,15 @@ func Run(ctx context.Context, o Options) error {
 	go func() { defer wg.Done(); notifier.Run(bg) }() // Slack and webhook deliveries (nil: none)
 	wg.Add(1)
 	go func() { defer wg.Done(); alerts.Run(bg) }() // alert rules every 15 s (nil: none)
-	reload.d, reload.sec = d, sec
+	reload.d, reload.sec, reload.mcp = d, sec, upstreams
 	wg.Add(1)
 	go func() { defer wg.Done(); reload.run(bg, o.Reload) }() // live config versions, file changes, SIGHUP
+	sweep := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() { // changes made by other replicas, at once (events.go)
+		defer wg.Done()
+		propagate(bg, store, propagation{d: d, kills: kills, tokens: tokens, reload: reload, sweep: sweep, log: log})
+	}()
 	wg.Add(1)
 	go func() { // expire approvals nobody gave in time; close interrupted calls
 		defer wg.Done()
@@ -238,6 +262,7 @@ func Run(ctx context.Context, o Options) error {
 			case <-bg.Done():
 				return
 			case <-t.C:
+			case <-sweep: // a kill or an approval on another replica (events.go)
 			}
 		}
 	}()
@@ -250,6 +275,7 @@ func Run(ctx context.Context, o Options) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	hs.RegisterOnShutdown(srv.Drain) // long polls answer at once instead of holding shutdown
+	hs.RegisterOnShutdown(mcpSrv.Drain)
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	var demoSrv *http.Server
@@ -258,7 +284,7 @@ func Run(ctx context.Context, o Options) error {
 		go func() { errc <- demoSrv.Serve(demoLn) }()
 		log.Info("demo upstream listening", "addr", demoLn.Addr().String())
 	}
-	log.Info("warden serving", "addr", ln.Addr().String(), "config_version", cfg.Version, "db", o.DB)
+	log.Info("warden serving", "addr", ln.Addr().String(), "config_version", cfg.Version, "db", redactDB(o.DB))
 	if o.Ready != nil {
 		o.Ready <- ln.Addr().String()
 	}
@@ -296,7 +322,7 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // printDevTokens creates and prints one agent token per configured agent.
-func printDevTokens(ctx context.Context, w io.Writer, store *sqlite.Store, cfg *config.Config, addr string) error {
+func printDevTokens(ctx context.Context, w io.Writer, store store.Store, cfg *config.Config, addr string) error {
 	if w == nil {
 		w = os.Stdout
 	}
@@ -318,20 +344,20 @@ func printDevTokens(ctx context.Context, w io.Writer, store *sqlite.Store, cfg *
 	return nil
 }
 
-type authenticator struct{ s *sqlite.Store }
+type authenticator struct{ s store.Store }
 
 func (a authenticator) Authenticate(ctx context.Context, token string) (call.Principal, error) {
 	p, err := a.s.Authenticate(ctx, token)
-	if errors.Is(err, sqlite.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return p, server.ErrBadToken
 	}
 	return p, err
 }
 
-type auditReader struct{ s *sqlite.Store }
+type auditReader struct{ s store.Store }
 
 func (a auditReader) QueryAudit(ctx context.Context, q server.AuditQuery) ([]*audit.Record, error) {
-	return a.s.AuditRecords(ctx, sqlite.AuditFilter{
+	return a.s.AuditRecords(ctx, store.AuditFilter{
 		Tenant: q.Tenant, Agent: q.Agent, Decision: q.Decision,
 		Since: q.Since, Until: q.Until, AfterSeq: q.AfterSeq, Limit: q.Limit,
 	})

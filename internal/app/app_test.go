@@ -39,6 +39,7 @@ import (
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/cli"
+	"github.com/warden-dev/warden/internal/store/postgres/pgtest"
 	"github.com/warden-dev/warden/internal/store/sqlite"
 )
 
@@ -55,7 +56,7 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m)) // PostgreSQL for replicas_test.go, started on first use
 }
 
 // config is the test config; %s is the upstream's base URL. Every action
@@ -224,7 +225,7 @@ func openStore(t *testing.T, db string) *sqlite.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return st
+	return st.(*sqlite.Store)
 }
 
 func agentToken(t *testing.T, st *sqlite.Store) string {

@@ -5,19 +5,19 @@ import (
 	"errors"
 
 	"github.com/warden-dev/warden/internal/server"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // operations backs the console's admin pages (server.Operations) with the
 // store and the CLI's own functions (operate.go), so a kill, revive or
 // rollback from the console is the CLI's, audited with trigger
 // web:<admin>.
-type operations struct{ s *sqlite.Store }
+type operations struct{ s store.Store }
 
 var _ server.Operations = operations{}
 
 func (o operations) Stats(ctx context.Context, q server.StatsQuery) (*server.Stats, error) {
-	st, err := o.s.Stats(ctx, sqlite.StatsQuery{Tenant: q.Tenant, Since: q.Since, Bucket: q.Bucket}, q.Now)
+	st, err := o.s.Stats(ctx, store.StatsQuery{Tenant: q.Tenant, Since: q.Since, Bucket: q.Bucket}, q.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -60,9 +60,9 @@ func (o operations) SwitchKill(ctx context.Context, k server.KillRequest) (bool,
 func (o operations) Rollback(ctx context.Context, by string) (bool, string, error) {
 	from, target, msg, err := RollbackConfig(ctx, o.s, "", by, "web")
 	switch {
-	case errors.Is(err, sqlite.ErrNoLive):
+	case errors.Is(err, store.ErrNoLive):
 		return false, "No config version was applied to the store, so there is nothing to roll back to.", nil
-	case errors.Is(err, sqlite.ErrNoPrevious):
+	case errors.Is(err, store.ErrNoPrevious):
 		return false, "Version " + ShortVersion(from) + " is the first one applied: there is nothing before it to roll back to.", nil
 	case err != nil:
 		return false, "", err

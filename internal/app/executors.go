@@ -12,6 +12,7 @@ import (
 
 	"github.com/warden-dev/warden/internal/config"
 	httpconn "github.com/warden-dev/warden/internal/connector/http"
+	mcpconn "github.com/warden-dev/warden/internal/connector/mcp"
 	"github.com/warden-dev/warden/internal/connector/template"
 	"github.com/warden-dev/warden/internal/dispatch"
 	"github.com/warden-dev/warden/internal/policy"
@@ -26,8 +27,9 @@ import (
 // snapshot builds everything that depends on one config version: the
 // engine, an executor per connector warden runs, and compiled input
 // schemas. Executors resolve credentials through sec, each scoped to its
-// own connector's credentials.
-func snapshot(cfg *config.Config, sec *secret.Resolver) (*dispatch.Snapshot, error) {
+// own connector's credentials. mcp connectors take their upstream sessions
+// from upstreams, which outlives snapshots.
+func snapshot(cfg *config.Config, sec *secret.Resolver, upstreams *mcpconn.Pool, records auditAppender) (*dispatch.Snapshot, error) {
 	snap := &dispatch.Snapshot{
 		Engine:    policy.New(cfg),
 		Executors: map[string]dispatch.Executor{},
@@ -42,6 +44,22 @@ func snapshot(cfg *config.Config, sec *secret.Resolver) (*dispatch.Snapshot, err
 				}
 				snap.Schemas[c.Name+"/"+name] = s
 			}
+		}
+		if c.Type == config.TypeMCP {
+			ex, err := mcpconn.NewExecutor(c, upstreams, sec.Scope(c.Name, c.Credentials, credentialsTTL(c)), sec.Redactor())
+			if err != nil {
+				return nil, err
+			}
+			snap.Executors[c.Name] = ex
+			continue
+		}
+		if c.Type == config.TypeExec {
+			ex, err := newExecExecutor(c, sec, records, cfg.Version) // exec.go
+			if err != nil {
+				return nil, err
+			}
+			snap.Executors[c.Name] = ex
+			continue
 		}
 		if c.Type != config.TypeHTTP {
 			continue // other types are decide-only until their connectors land
@@ -181,4 +199,12 @@ func agentError(err error, failedCred string) string {
 		return "the upstream did not answer in time"
 	}
 	return "the upstream could not be reached"
+}
+
+// credentialsTTL is how long a connector's resolved credentials are reused.
+func credentialsTTL(c *config.Connector) time.Duration {
+	if c.CredentialsTTL != nil {
+		return time.Duration(*c.CredentialsTTL)
+	}
+	return secret.DefaultTTL
 }

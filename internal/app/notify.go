@@ -11,7 +11,7 @@ import (
 	"github.com/warden-dev/warden/internal/notify"
 	"github.com/warden-dev/warden/internal/secret"
 	"github.com/warden-dev/warden/internal/server"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // approvalChannels builds, from the `kind: approvals` document, the
@@ -19,7 +19,7 @@ import (
 // options of the Slack interactivity callback. Both are nil when nothing
 // is configured. Their secrets resolve through sec like connectors' do
 // (cached, registered with the redactor), under the scope "approvals".
-func approvalChannels(cfg *config.Config, sec *secret.Resolver, store *sqlite.Store, log *slog.Logger) (*notify.Notifier, *server.SlackOptions) {
+func approvalChannels(cfg *config.Config, sec *secret.Resolver, store store.Store, log *slog.Logger) (*notify.Notifier, *server.SlackOptions) {
 	a := cfg.Approvals
 	if a == nil || (a.Slack == nil && len(a.Webhooks) == 0) {
 		return nil, nil
@@ -56,11 +56,11 @@ func approvalChannels(cfg *config.Config, sec *secret.Resolver, store *sqlite.St
 	return notify.New(notify.Options{Logger: log}, sinks...), slackOpts
 }
 
-type approverDirectory struct{ s *sqlite.Store }
+type approverDirectory struct{ s store.Store }
 
 func (a approverDirectory) ApproverByName(ctx context.Context, name string) (call.Principal, error) {
 	p, err := a.s.ApproverByName(ctx, name)
-	if errors.Is(err, sqlite.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return p, fmt.Errorf("%w: %s", server.ErrNoApprover, name)
 	}
 	return p, err

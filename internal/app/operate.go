@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/audit"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // The operator's actions on the store — the kill switch and config
@@ -39,7 +39,7 @@ func (k KillChange) Target() string {
 // and a sentence saying what happened; a switch that was already in the
 // asked state is not audited again. If the switch changed but its record
 // could not be written, the error says so.
-func SwitchKill(ctx context.Context, st *sqlite.Store, k KillChange) (changed bool, msg string, err error) {
+func SwitchKill(ctx context.Context, st store.Store, k KillChange) (changed bool, msg string, err error) {
 	verb := "kill"
 	if k.Revive {
 		verb = "revive"
@@ -78,9 +78,9 @@ func SwitchKill(ctx context.Context, st *sqlite.Store, k KillChange) (changed bo
 // or the version to names live again, and audits it. It returns the
 // versions live before and after and a sentence for the operator; from ==
 // target means target was already live, nothing changed and nothing was
-// audited. Errors are the store's (sqlite.ErrNoLive, ErrNoPrevious,
+// audited. Errors are the store's (store.ErrNoLive, ErrNoPrevious,
 // ErrNotFound, ErrAmbiguous), or say the rollback is done but unaudited.
-func RollbackConfig(ctx context.Context, st *sqlite.Store, to, by, channel string) (from, target, msg string, err error) {
+func RollbackConfig(ctx context.Context, st store.Store, to, by, channel string) (from, target, msg string, err error) {
 	from, target, err = st.RollbackConfig(ctx, to, by)
 	if err != nil {
 		return from, target, "", err

@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/config"
+	mcpconn "github.com/warden-dev/warden/internal/connector/mcp"
 	"github.com/warden-dev/warden/internal/dispatch"
 	"github.com/warden-dev/warden/internal/secret"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // Where `warden serve` takes its config from (Options.ConfigSource).
@@ -40,7 +41,7 @@ const (
 
 // ConfigFiles turns a stored version's files into config files in name
 // order, the order `warden apply` read them in.
-func ConfigFiles(v *sqlite.ConfigVersion) []config.File {
+func ConfigFiles(v *store.ConfigVersion) []config.File {
 	names := make([]string, 0, len(v.Files))
 	for n := range v.Files {
 		names = append(names, n)
@@ -60,12 +61,13 @@ func ConfigFiles(v *sqlite.ConfigVersion) []config.File {
 // the snapshot they started with.
 type reloader struct {
 	log    *slog.Logger
-	store  *sqlite.Store
+	store  store.Store
 	sec    *secret.Resolver
 	dir    string
 	source string
 	every  time.Duration        // file poll interval; negative: never
 	d      *dispatch.Dispatcher // set once the dispatcher exists, before run
+	mcp    *mcpconn.Pool        // upstream MCP sessions, shared by every snapshot
 
 	mu        sync.Mutex
 	live      string // the version being served
@@ -75,7 +77,7 @@ type reloader struct {
 	storeErr  bool   // a store poll failed: logged once until it recovers
 }
 
-func newReloader(o Options, store *sqlite.Store, log *slog.Logger) (*reloader, error) {
+func newReloader(o Options, store store.Store, log *slog.Logger) (*reloader, error) {
 	src := o.ConfigSource
 	if src == "" {
 		src = SourceAuto
@@ -252,7 +254,7 @@ func (r *reloader) pollFiles(force bool) {
 
 // swap builds cfg's snapshot and makes it live. Called with mu held.
 func (r *reloader) swap(cfg *config.Config, from string) error {
-	snap, err := snapshot(cfg, r.sec)
+	snap, err := snapshot(cfg, r.sec, r.mcp, r.store)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 	"github.com/warden-dev/warden/internal/telemetry"
 )
 
@@ -18,7 +18,7 @@ import (
 // provider (from the OTEL_* environment). stop flushes queued spans and
 // closes the metrics listener; Run calls it after the last call finished
 // and before the store closes.
-func observability(ctx context.Context, metricsAddr string, store *sqlite.Store, log *slog.Logger) (
+func observability(ctx context.Context, metricsAddr string, store store.Store, log *slog.Logger) (
 	m *telemetry.Metrics, tr *telemetry.Tracing, apiMetrics http.Handler, stop func(), err error,
 ) {
 	m = telemetry.NewMetrics()

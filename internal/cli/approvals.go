@@ -12,7 +12,7 @@ import (
 	"github.com/warden-dev/warden/internal/approval"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/dispatch"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // warden approvals list [--status S] [--json] | show ID [--json] |
@@ -71,7 +71,7 @@ func runApprovals(e *env, args []string) int {
 	}
 	defer st.Close()
 	p, err := st.Authenticate(e.ctx, strings.TrimSpace(tok))
-	if errors.Is(err, sqlite.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		e.errorf("unknown or revoked token")
 		return exitFailed
 	}
@@ -194,7 +194,7 @@ func clip(s string, n int) string {
 
 // createApproverToken is `tokens create --role approver` with --agents or
 // --connectors.
-func createApproverToken(e *env, st *sqlite.Store, p call.Principal, agents, connectors string) (string, sqlite.TokenInfo, error) {
+func createApproverToken(e *env, st store.Store, p call.Principal, agents, connectors string) (string, store.TokenInfo, error) {
 	return st.CreateApproverToken(e.ctx, p, approval.Scope{Agents: splitList(agents), Connectors: splitList(connectors)})
 }
 

@@ -14,7 +14,8 @@ import (
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/server"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/postgres"
 )
 
 // warden audit tail|search|verify|export
@@ -55,7 +56,7 @@ func runAudit(e *env, args []string) int {
 		e.errorf("--format must be jsonl")
 		return exitBadArgs
 	}
-	f := sqlite.AuditFilter{Agent: *agent, Tenant: *tenant, Decision: *decision, Limit: *limit}
+	f := store.AuditFilter{Agent: *agent, Tenant: *tenant, Decision: *decision, Limit: *limit}
 	if f.Decision != "" && !call.Decision(f.Decision).Valid() {
 		e.errorf("--decision must be ALLOW, ALLOW_WITH_CONSTRAINTS, REQUIRE_APPROVAL or DENY")
 		return exitBadArgs
@@ -75,7 +76,7 @@ func runAudit(e *env, args []string) int {
 		}
 		*t.dst = v
 	}
-	if _, err := os.Stat(strings.TrimPrefix(*db, "sqlite://")); err != nil {
+	if _, err := os.Stat(strings.TrimPrefix(*db, "sqlite://")); err != nil && !postgres.IsURL(*db) {
 		e.errorf("no store at %s (set --db or WARDEN_DB to the file warden serve uses)", *db)
 		return exitFailed
 	}
@@ -105,7 +106,7 @@ func runAudit(e *env, args []string) int {
 		return exitOK
 	}
 	// tail
-	recs, err := st.AuditRecords(e.ctx, sqlite.AuditFilter{Limit: *n, Desc: true})
+	recs, err := st.AuditRecords(e.ctx, store.AuditFilter{Limit: *n, Desc: true})
 	if err != nil {
 		e.errorf("tail: %v", err)
 		return exitFailed
@@ -129,7 +130,7 @@ func runAudit(e *env, args []string) int {
 			return exitOK
 		case <-t.C:
 		}
-		recs, err := st.AuditRecords(e.ctx, sqlite.AuditFilter{AfterSeq: last, Limit: 1000})
+		recs, err := st.AuditRecords(e.ctx, store.AuditFilter{AfterSeq: last, Limit: 1000})
 		if err != nil {
 			e.errorf("tail: %v", err)
 			return exitFailed
@@ -141,7 +142,7 @@ func runAudit(e *env, args []string) int {
 	}
 }
 
-func auditVerify(e *env, st *sqlite.Store, db, keyPath string) int {
+func auditVerify(e *env, st store.Store, db, keyPath string) int {
 	if keyPath == "" {
 		keyPath = app.AuditKeyPath(db)
 	}

@@ -54,7 +54,9 @@ func commands() []command {
 		{"versions", "list the stored config versions, newest first, the live one marked *", runVersions},
 		{"diff", "show how two config versions differ, document by document", runDiff},
 		{"rollback", "make the previously live (or a named) config version live again", runRollback},
+		{"migrate", "apply the store's pending schema migrations (--dry-run: list them)", runMigrate},
 		{"hook", "Claude Code's PreToolUse/PostToolUse hook: hook claude-code, payload on stdin", runHook},
+		{"mcp", "an MCP server over stdio for one agent (mcp --agent A), relaying to a running warden serve", runMCP},
 		{"version", "print warden's version", runVersion},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	mcpserver "github.com/warden-dev/warden/internal/mcp"
 )
 
 func runServe(e *env, args []string) int {
@@ -26,6 +27,7 @@ func runServe(e *env, args []string) int {
 	demo := fs.Bool("demo", false, "also start the quick start's demo upstream")
 	demoAddr := fs.String("demo-addr", "127.0.0.1:7071", "where the demo upstream listens")
 	metricsAddr := fs.String("metrics-addr", envOr("WARDEN_METRICS_ADDR", ""), "serve GET /metrics on this separate address instead of --addr (env WARDEN_METRICS_ADDR)")
+	mcpWait := fs.Duration("mcp-wait", mcpserver.DefaultWait, "how long an MCP tools/call waits for a human approval before answering that the call is pending (0: do not wait)")
 	masterKeyFile := masterKeyFlag(fs)
 	pos, ok := parse(fs, args, e.stderr)
 	if !ok {
@@ -58,7 +60,7 @@ func runServe(e *env, args []string) int {
 		ApprovalTimeout: *approvalTimeout, MaxBody: *maxBody,
 		Dev: *dev, Demo: *demo, DemoAddr: *demoAddr,
 		Logger: slog.New(h), Out: e.stdout, MasterKeyFile: *masterKeyFile, MetricsAddr: *metricsAddr,
-		ConfigSource: *source, Reload: reload,
+		ConfigSource: *source, Reload: reload, MCPWait: mcpWaitOption(*mcpWait),
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "warden serve: %v\n", err)

@@ -6,7 +6,8 @@ import (
 	"os"
 
 	"github.com/warden-dev/warden/internal/app"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/postgres"
 )
 
 // dbFlag registers --db with its default: $WARDEN_DB, else ./warden.db.
@@ -17,25 +18,36 @@ func dbFlag(fs *flag.FlagSet) *string {
 	if def == "" {
 		def = "warden.db"
 	}
-	return fs.String("db", def, "the store: a SQLite file path or sqlite://PATH (env WARDEN_DB)")
+	return fs.String("db", def, "the store: a SQLite file path, sqlite://PATH or postgres://USER@HOST/DB (env WARDEN_DB)")
 }
 
 // auditKeyFlag registers --audit-key: the checkpoint signing key, kept
 // outside the database.
 func auditKeyFlag(fs *flag.FlagSet) *string {
-	return fs.String("audit-key", os.Getenv("WARDEN_AUDIT_KEY"), "audit checkpoint key file (env WARDEN_AUDIT_KEY; default: warden-audit.key beside the database)")
+	return fs.String("audit-key", os.Getenv("WARDEN_AUDIT_KEY"), "audit checkpoint key file (env WARDEN_AUDIT_KEY; default: warden-audit.key beside a SQLite database; required with postgres)")
 }
 
 // openStore opens the store for a CLI command, without a checkpoint signer:
 // only the server signs checkpoints.
-func openStore(e *env, db string) (*sqlite.Store, bool) {
+func openStore(e *env, db string) (store.Store, bool) {
 	st, err := app.OpenStore(e.ctx, db, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
-		e.errorf("cannot open the store %s: %v", db, err)
+		e.errorf("cannot open the store %s: %v", redactDB(db), err)
 		return nil, false
 	}
-	// A running server under load must leave this command a window on the
-	// write lock (withdrawn on Close).
-	st.Announce()
+	// A running server under load must leave a SQLite command a window on
+	// the write lock (withdrawn on Close).
+	if a, ok := st.(interface{ Announce() func() }); ok {
+		a.Announce()
+	}
 	return st, true
+}
+
+// redactDB is a --db value fit to print: a postgres URL without its
+// password.
+func redactDB(db string) string {
+	if postgres.IsURL(db) {
+		return postgres.Redact(db)
+	}
+	return db
 }

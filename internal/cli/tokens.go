@@ -6,7 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/warden-dev/warden/internal/call"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // warden agents token create AGENT [--tenant T] | revoke AGENT [--tenant T] [--id ID]
@@ -105,7 +105,7 @@ func runTokens(e *env, args []string) int {
 	switch verb {
 	case "create":
 		p := call.Principal{Role: call.Role(*role), Tenant: *tenant, Name: *name}
-		tok, info, err := "", sqlite.TokenInfo{}, error(nil)
+		tok, info, err := "", store.TokenInfo{}, error(nil)
 		if p.Role == call.RoleApprover {
 			tok, info, err = createApproverToken(e, st, p, *agents, *connectors)
 		} else {

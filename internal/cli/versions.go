@@ -13,7 +13,7 @@ import (
 	"github.com/warden-dev/warden/internal/app"
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/config"
-	"github.com/warden-dev/warden/internal/store/sqlite"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // Config versions: apply, versions, diff, rollback. Each writes to or reads
@@ -65,7 +65,7 @@ func runApply(e *env, args []string) int {
 		return exitFailed
 	}
 	defer st.Close()
-	created, activated, err := st.ApplyConfig(e.ctx, sqlite.ConfigVersion{
+	created, activated, err := st.ApplyConfig(e.ctx, store.ConfigVersion{
 		Version: cfg.Version, Files: stored, Author: *author, Message: *message,
 	}, *author)
 	if err != nil {
@@ -156,12 +156,12 @@ func runDiff(e *env, args []string) int {
 		return exitFailed
 	}
 	defer st.Close()
-	var vs [2]*sqlite.ConfigVersion
+	var vs [2]*store.ConfigVersion
 	for i, p := range pos {
 		v, err := st.ConfigVersion(e.ctx, p)
 		if err != nil {
 			e.errorf("%v", err)
-			if errors.Is(err, sqlite.ErrNotFound) || errors.Is(err, sqlite.ErrAmbiguous) {
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrAmbiguous) {
 				return exitBadArgs
 			}
 			return exitFailed
@@ -202,7 +202,7 @@ func runRollback(e *env, args []string) int {
 	// The console's rollback button does the same (app.RollbackConfig).
 	from, target, reason, err := app.RollbackConfig(e.ctx, st, *to, *author, "cli")
 	switch {
-	case errors.Is(err, sqlite.ErrNotFound), errors.Is(err, sqlite.ErrAmbiguous):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrAmbiguous):
 		e.errorf("%v", err)
 		return exitBadArgs
 	case err != nil:

@@ -96,10 +96,14 @@ type Connector struct {
 	Credentials map[string]string  `json:"credentials,omitempty"` // name → secret reference
 	Actions     map[string]*Action `json:"actions"`
 	HTTP        *HTTPConnector     `json:"http,omitempty"`
+	MCP         *MCPConnector      `json:"mcp,omitempty"` // mcp.go
+	// Sandbox is the boundary of an exec connector (always set) or of a
+	// sandboxed stdio mcp connector (set when written); sandbox.go.
+	Sandbox *Sandbox `json:"sandbox,omitempty"`
 	// BaseURL is the API root for github and slack connectors.
 	BaseURL string `json:"base_url,omitempty"`
 	// Builtin connectors (claude-code) accept any action name; unlisted ones
-	// are of type unknown.
+	// are of type unknown. So do mcp connectors: their upstream's tools.
 	Builtin bool `json:"-"`
 	// CredentialsTTL is how long a resolved credential value is reused;
 	// nil: the default (1m); 0: resolved on every call.
@@ -111,7 +115,7 @@ func (c *Connector) ActionType(action string) (call.ActionType, bool) {
 	if a, ok := c.Actions[action]; ok {
 		return a.Type, true
 	}
-	if c.Builtin {
+	if c.Builtin || c.Type == TypeMCP {
 		return call.Unknown, true
 	}
 	return "", false
@@ -125,6 +129,7 @@ type Action struct {
 	Description string          `json:"description,omitempty"`
 	InputSchema map[string]any  `json:"input_schema,omitempty"`
 	HTTP        *HTTPAction     `json:"http,omitempty"`
+	Exec        *ExecAction     `json:"exec,omitempty"` // exec.go
 }
 
 // HTTPConnector holds the http type's own keys.

@@ -26,13 +26,15 @@ func (d *decoder) connector(n *yaml.Node) *Connector {
 	var http HTTPConnector
 	var httpKeys []*yaml.Node // type-specific keys, checked once the type is known
 	var uses []credUse
+	var mk mcpKeys // the mcp type's keys (mcp.go)
+	var sk sandboxKeys
 	typeKey := func(key string, set func(v *yaml.Node)) field {
 		return field{key: key, set: func(v *yaml.Node) {
 			httpKeys = append(httpKeys, v)
 			set(v)
 		}}
 	}
-	ok := d.object(n, "connector",
+	ok := d.object(n, "connector", append([]field{
 		kindField(),
 		field{key: "name", required: true, set: d.name(&c.Name, "connector name")},
 		field{key: "type", required: true, set: func(v *yaml.Node) { typeNode = v; c.Type, _ = d.str(v, "connector type") }},
@@ -60,7 +62,7 @@ func (d *decoder) connector(n *yaml.Node) *Connector {
 			t := Duration(ttl)
 			c.CredentialsTTL = &t
 		}},
-		field{key: "actions", required: true, set: func(v *yaml.Node) { actionsNode = v }},
+		field{key: "actions", set: func(v *yaml.Node) { actionsNode = v }}, // required but for mcp: checked below
 		typeKey("base_url", func(v *yaml.Node) { c.BaseURL, _ = d.str(v, "base_url") }),
 		typeKey("allow_hosts", func(v *yaml.Node) { http.AllowHosts = d.strList(v, "allow_hosts") }),
 		typeKey("timeout", func(v *yaml.Node) { http.Timeout, _ = d.duration(v, "timeout") }),
@@ -69,7 +71,7 @@ func (d *decoder) connector(n *yaml.Node) *Connector {
 				uses = append(uses, d.template(vn, s, "headers."+k.Value)...)
 			})
 		}),
-	)
+	}, append(d.mcpFields(&mk), d.sandboxFields(&sk)...)...)...)
 	if !ok || c.Name == "" {
 		return nil
 	}
@@ -90,7 +92,10 @@ func (d *decoder) connector(n *yaml.Node) *Connector {
 		if c.BaseURL != "" {
 			d.checkBaseURL(n, c.BaseURL)
 		}
-	case TypeSQL, TypeExec, TypeMCP:
+	case TypeMCP:
+		d.checkMCP(n, c, &mk, &http, httpKeys) // mcp.go
+		uses = append(uses, mk.uses...)
+	case TypeSQL, TypeExec:
 		for _, k := range httpKeys {
 			d.errorf(k, "connector type %s does not take http keys (base_url, allow_hosts, timeout, headers)", c.Type)
 		}
@@ -99,11 +104,21 @@ func (d *decoder) connector(n *yaml.Node) *Connector {
 	default:
 		d.errorf(d.resolve(typeNode), "unknown connector type %q; expected one of: %s", c.Type, strings.Join(ConnectorTypes, ", "))
 	}
+	d.finishSandbox(c, &sk) // sandbox.go
 	if c.Name == TypeClaudeCode {
 		d.errorf(n, "connector name %q is reserved for the built-in connector", c.Name)
 	}
+	if c.Type != TypeMCP && c.Type != "" {
+		d.rejectMCPKeys(c, &mk)
+	}
+	if actionsNode == nil && c.Type != TypeMCP {
+		d.errorf(n, "connector is missing required key %q", "actions")
+	}
 	if actionsNode != nil {
 		uses = append(uses, d.actions(actionsNode, c)...)
+	}
+	if c.MCP != nil {
+		d.checkMCPActions(c) // mcp.go
 	}
 	for _, u := range uses {
 		if _, ok := c.Credentials[u.name]; !ok {
@@ -154,7 +169,7 @@ func (d *decoder) actions(n *yaml.Node, c *Connector) []credUse {
 		d.errorf(n, "actions must be a mapping of action name → definition, got %s", kindName(n))
 		return nil
 	}
-	if len(n.Content) == 0 {
+	if len(n.Content) == 0 && c.Type != TypeMCP { // an mcp connector's actions come from its upstream
 		d.errorf(n, "connector %q has no actions", c.Name)
 	}
 	var uses []credUse
@@ -172,7 +187,8 @@ func (d *decoder) actions(n *yaml.Node, c *Connector) []credUse {
 		hk := func(key string, set func(*yaml.Node)) field {
 			return field{key: key, set: func(v *yaml.Node) { httpKeys = append(httpKeys, v); set(v) }}
 		}
-		d.object(v, what,
+		var ek execActionKeys // exec.go
+		d.object(v, what, append([]field{
 			field{key: "type", required: true, set: func(v *yaml.Node) {
 				typeNode = v
 				s, _ := d.str(v, what+" type")
@@ -215,7 +231,7 @@ func (d *decoder) actions(n *yaml.Node, c *Connector) []credUse {
 				h.Body, u = d.body(v, what+" body")
 				uses = append(uses, u...)
 			}),
-		)
+		}, d.execActionFields(&ek, what)...)...)
 		if typeNode != nil && a.Type != "" && !a.Type.Valid() {
 			d.errorf(d.resolve(typeNode), "%s: unknown action type %q; expected one of: %s", what, a.Type, actionTypeList())
 		}
@@ -236,6 +252,7 @@ func (d *decoder) actions(n *yaml.Node, c *Connector) []credUse {
 				d.errorf(d.resolve(hn), "%s: method, path, query, headers and body belong to http connectors, not %s", what, c.Type)
 			}
 		}
+		uses = append(uses, d.finishExecAction(c, a, &ek, k)...) // exec.go
 		c.Actions[name] = a
 	}
 	return uses

@@ -632,6 +632,10 @@ func (d *Dispatcher) watch(id string) <-chan struct{} {
 	return ch
 }
 
+// Wake makes the long polls waiting on call id re-read it now: another
+// process (a replica sharing the store) changed it.
+func (d *Dispatcher) Wake(id string) { d.notify(id) }
+
 func (d *Dispatcher) notify(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -197,7 +197,7 @@ func start(t *testing.T) *warden {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &warden{url: "http://" + addr, store: st, up: up}
+	return &warden{url: "http://" + addr, store: st.(*sqlite.Store), up: up}
 }
 
 // token creates a token for p in the server's store.

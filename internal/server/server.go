@@ -64,6 +64,15 @@ type Options struct {
 	// Operations backs the console's admin pages (console_admin.go); nil:
 	// they answer 503.
 	Operations Operations
+	// MCP serves POST /mcp (internal/mcp) for agents this server has
+	// authenticated; nil: not served.
+	MCP MCPServer
+}
+
+// MCPServer is the MCP front end: it serves one Streamable HTTP request of
+// an authenticated agent.
+type MCPServer interface {
+	ServeMCP(w http.ResponseWriter, r *http.Request, p call.Principal)
 }
 
 // Server serves the HTTP API.
@@ -86,6 +95,7 @@ type Server struct {
 	metrics    http.Handler
 	propagator propagation.TextMapPropagator
 	ops        Operations // the console's admin pages; nil: not available
+	mcp        MCPServer  // POST /mcp; nil: not served
 }
 
 // New returns a server.
@@ -104,6 +114,7 @@ func New(o Options) *Server {
 	s.slack = newSlackHandler(o.Slack)
 	s.metrics, s.propagator = o.Metrics, o.Propagator
 	s.ops = o.Operations
+	s.mcp = o.MCP
 	return s
 }
 
@@ -152,6 +163,21 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/approvals/{id}/approve", s.handle(s.postApprove))
 	mux.Handle("POST /v1/approvals/{id}/deny", s.handle(s.postDeny))
 	mux.Handle("POST /slack/interactions", s.handle(s.postSlackInteraction))
+	if s.mcp != nil {
+		// The agent's token, as for /v1/calls; GET and DELETE reach the
+		// MCP handler too, which answers them per the transport spec.
+		h := s.handle(func(w http.ResponseWriter, r *http.Request) error {
+			p, err := s.principal(r, call.RoleAgent)
+			if err != nil {
+				return err
+			}
+			s.mcp.ServeMCP(w, r, p)
+			return nil
+		})
+		mux.Handle("POST /mcp", h)
+		mux.Handle("GET /mcp", h)
+		mux.Handle("DELETE /mcp", h)
+	}
 	mux.Handle("GET /healthz", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		return nil

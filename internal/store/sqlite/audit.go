@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // The dispatcher's audit sink is any type with this method; the Store is one.
@@ -369,20 +370,7 @@ func readHead(ctx context.Context, q queryRower) (int64, string, error) {
 }
 
 // AuditFilter selects audit records. Zero fields select everything.
-type AuditFilter struct {
-	Tenant   string
-	Agent    string
-	Decision string
-	CallID   string
-	Since    time.Time // records at or after Since
-	Until    time.Time // records before Until
-	AfterSeq int64     // records with seq > AfterSeq (paging forward, tailing)
-	// BeforeSeq, if positive, selects records with seq < BeforeSeq (paging
-	// backward with Desc).
-	BeforeSeq int64
-	Limit     int  // at most this many; 0 means no limit
-	Desc      bool // newest first; oldest first otherwise
-}
+type AuditFilter = store.AuditFilter
 
 const recordColumns = "seq, id, time, tenant, agent, decision, kind, call_id, body, hash"
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/secret"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // The store keeps local:// secrets sealed; it never sees a master key or a
@@ -18,10 +19,10 @@ import (
 var _ secret.LocalStore = (*Store)(nil)
 
 // ErrSecretExists is returned when creating a secret that already exists.
-var ErrSecretExists = errors.New("secret already exists; use rotate to replace its value")
+var ErrSecretExists = store.ErrSecretExists
 
 // SealFunc seals the value of a secret's given version.
-type SealFunc func(version int64) (*secret.Sealed, error)
+type SealFunc = store.SealFunc
 
 // LocalSecret returns the current row of name; an absent name is an error
 // wrapping secret.ErrNotFound.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // Read-only views for the console's admin pages: activity statistics over
@@ -14,44 +16,19 @@ import (
 // page). Every query is bounded: the dashboard never reads more than
 // MaxStatsRecords records, however busy the window was.
 
-// MaxStatsRecords bounds how many audit records one Stats call reads: the
-// newest ones of the window. Stats.Truncated says the window had more.
-const MaxStatsRecords = 100_000
+// MaxStatsRecords bounds how many audit records one Stats call reads.
+const MaxStatsRecords = store.MaxStatsRecords
 
 // maxLatencies bounds the approval votes Stats reads for the latency.
-const maxLatencies = 10_000
+const maxLatencies = store.MaxLatencies
 
-// StatsQuery selects the window Stats summarises.
-type StatsQuery struct {
-	Tenant string        // "" for every tenant
-	Since  time.Time     // the window's start; it ends now
-	Bucket time.Duration // width of the call-volume buckets, counted from Since
-}
-
-// Outcomes counts a connector's executed calls by how they ended.
-type Outcomes struct {
-	Succeeded, Failed int64
-}
-
-// Usage is what one agent reported spending.
-type Usage struct {
-	CostUSD float64
-	Tokens  int64
-}
-
-// Stats summarises the audit trail over a window.
-type Stats struct {
-	Calls      int64               // decision and decision_only records: one per call
-	Volume     []int64             // calls per Bucket from Since, oldest first
-	Decisions  map[string]int64    // calls by decision
-	Connectors map[string]Outcomes // executed calls by connector (outcome and reported_outcome records)
-	// ApprovalLatency holds, for each approval or denial vote, the time
-	// from the call's decision record to the vote (newest maxLatencies).
-	ApprovalLatency []time.Duration
-	Expired         int64            // approval waits that ran out
-	Usage           map[string]Usage // by tenant/agent, from records that report cost or tokens
-	Truncated       bool             // the window held more than MaxStatsRecords records
-}
+// The values Stats takes and returns.
+type (
+	StatsQuery = store.StatsQuery
+	Outcomes   = store.Outcomes
+	Usage      = store.Usage
+	Stats      = store.Stats
+)
 
 // Stats reads the records of the window q names and aggregates them.
 func (s *Store) Stats(ctx context.Context, q StatsQuery, now time.Time) (*Stats, error) {
@@ -165,16 +142,11 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery, now time.Time) (*Stats,
 	return st, nil
 }
 
-// KillSwitch is one set kill switch: Agent "*" stops a whole tenant,
-// Tenant and Agent "*" everything.
-type KillSwitch struct {
-	Tenant, Agent, By, Why string
-	At                     time.Time
-}
+// KillSwitch is one set kill switch.
+type KillSwitch = store.KillSwitch
 
-// maxKillSwitches bounds KillSwitches; the table holds one row per switch
-// someone set by hand.
-const maxKillSwitches = 1000
+// maxKillSwitches bounds KillSwitches.
+const maxKillSwitches = store.MaxKillSwitches
 
 // KillSwitches lists the kill switches that are set, oldest first.
 func (s *Store) KillSwitches(ctx context.Context) ([]KillSwitch, error) {
@@ -197,12 +169,7 @@ func (s *Store) KillSwitches(ctx context.Context) ([]KillSwitch, error) {
 }
 
 // Activation is one change of the live config version.
-type Activation struct {
-	Version string
-	Kind    string // apply, rollback
-	By      string
-	At      time.Time
-}
+type Activation = store.Activation
 
 // LiveActivation returns how the live version became live, or nil when no
 // version was ever applied.

@@ -42,12 +42,13 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/store"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // ErrClosed is returned by operations on a closed Store.
-var ErrClosed = errors.New("sqlite store is closed")
+var ErrClosed = store.ErrClosed
 
 // Options tunes a Store. The zero value is usable.
 type Options struct {
@@ -309,3 +310,5 @@ func (s *Store) othersWaiting() bool {
 	s.waitSeen = err == nil
 	return s.waitSeen
 }
+
+var _ store.Store = (*Store)(nil)

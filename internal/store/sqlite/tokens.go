@@ -9,21 +9,14 @@ import (
 
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/identity"
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // ErrNotFound is returned when a token, call or record does not exist.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = store.ErrNotFound
 
 // TokenInfo describes a token, never its value.
-type TokenInfo struct {
-	ID        string     `json:"id"`
-	Role      call.Role  `json:"role"`
-	Tenant    string     `json:"tenant"`
-	Agent     string     `json:"agent,omitempty"`
-	Name      string     `json:"name,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-}
+type TokenInfo = store.TokenInfo
 
 // CreateToken stores a new token for p and returns its value, which is not
 // stored and cannot be shown again.

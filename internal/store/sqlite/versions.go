@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/warden-dev/warden/internal/store"
 )
 
 // Config versions (migration 0007): config_versions keeps every applied
@@ -16,20 +18,13 @@ import (
 // rollback write here from the CLI.
 
 // ConfigVersion is one stored config.
-type ConfigVersion struct {
-	Version   string            // content hash (config.Config.Version)
-	Files     map[string]string // file name → content
-	Author    string
-	Message   string
-	CreatedAt time.Time
-	Live      bool // filled by ConfigVersions
-}
+type ConfigVersion = store.ConfigVersion
 
 // Errors of the config version operations.
 var (
-	ErrAmbiguous  = errors.New("ambiguous version prefix")
-	ErrNoPrevious = errors.New("no earlier live version to roll back to")
-	ErrNoLive     = errors.New("no config version is live")
+	ErrAmbiguous  = store.ErrAmbiguous
+	ErrNoPrevious = store.ErrNoPrevious
+	ErrNoLive     = store.ErrNoLive
 )
 
 // ApplyConfig stores v unless a version with its hash exists (the first

@@ -1,0 +1,156 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/warden-dev/warden/internal/sandbox"
+)
+
+const execConfig = `
+kind: agent
+name: bot
+owner: test@example.com
+permissions:
+  tools: {whoami: on, fail: on, grep: on}
+  net: {fetch: on}
+---
+kind: connector
+name: tools
+type: exec
+credentials: {token: "env://E2E_EXEC_TOKEN"}
+sandbox: {limits: {timeout: 20s, output: 64KiB}}
+actions:
+  whoami:
+    type: read
+    command: [sh, -c, 'echo "token=$TOKEN"; printf %s "$TOKEN" | base64; cat /etc/hostname 2>/dev/null; echo pid=$$']
+    env: {TOKEN: "{credentials.token}"}
+  fail: {type: execute, command: [sh, -c, "echo oops >&2; exit 3"]}
+  grep:
+    type: read
+    command: [grep, -c, --, "{args.pattern}", /etc/passwd]
+    input_schema: {type: object, properties: {pattern: {type: string, maxLength: 20}}, required: [pattern], additionalProperties: false}
+---
+kind: connector
+name: net
+type: exec
+egress: [api.github.com]
+actions:
+  fetch: {type: network, command: [curl, -sS, -p, --max-time, "5", "http://169.254.169.254/latest/meta-data/"]}
+`
+
+// TestExecThroughGateway: an exec connector served by app.Run, called over
+// POST /v1/calls: the command runs sandboxed, its output is scrubbed of the
+// credential it was given, a failing command is a failed call, bad args are
+// refused by the input schema before anything runs, and neither the agent,
+// the call store nor the audit trail ever holds the secret.
+func TestExecThroughGateway(t *testing.T) {
+	if err := sandbox.Available(); err != nil {
+		t.Fatalf("%v (run `make deps`)", err)
+	}
+	const value = "exec-e2e-Secret-7f3a9c"
+	t.Setenv("E2E_EXEC_TOKEN", value)
+	dir := t.TempDir()
+	cfgDir := filepath.Join(dir, "config")
+	if err := os.Mkdir(cfgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "warden.yaml"), []byte(execConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "warden.db")
+	srv := runInProcess(t, cfgDir, db)
+	tok := agentToken(t, openStore(t, db))
+
+	post := func(action string, args map[string]any) (int, map[string]any, string) {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"connector": "tools", "action": action, "args": args})
+		req, _ := http.NewRequest(http.MethodPost, srv.url+"/v1/calls", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		return resp.StatusCode, m, string(raw)
+	}
+	b64 := base64.StdEncoding.EncodeToString([]byte(value))
+
+	code, m, raw := post("whoami", nil)
+	if code != http.StatusOK || m["status"] != "succeeded" {
+		t.Fatalf("whoami: %d %s", code, raw)
+	}
+	res, _ := m["result"].(map[string]any)
+	stdout, _ := res["stdout"].(string)
+	if !strings.Contains(stdout, "token=[REDACTED") || strings.Contains(raw, value) || strings.Contains(raw, b64[:16]) {
+		t.Fatalf("whoami result not scrubbed or secret not injected: %s", raw)
+	}
+	if res["exit_code"] != float64(0) || res["killed"] != false {
+		t.Errorf("whoami result: %v", res)
+	}
+
+	code, m, raw = post("fail", nil)
+	if m["status"] != "failed" || !strings.Contains(raw, "command exited with status 3") || strings.Contains(raw, "/tmp/") {
+		t.Fatalf("fail: %d %s", code, raw)
+	}
+
+	code, _, raw = post("grep", map[string]any{"pattern": strings.Repeat("x", 50)})
+	if code != http.StatusBadRequest {
+		t.Fatalf("schema-violating args: %d %s", code, raw)
+	}
+	code, m, raw = post("grep", map[string]any{"pattern": "root"})
+	if code != http.StatusOK || m["status"] != "succeeded" {
+		t.Fatalf("grep: %d %s", code, raw)
+	}
+
+	// The metadata address is refused by the egress proxy, and the attempt
+	// is an audit record of its own.
+	b, _ := json.Marshal(map[string]any{"connector": "net", "action": "fetch"})
+	req, _ := http.NewRequest(http.MethodPost, srv.url+"/v1/calls", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw2, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(raw2), `"allowed":false`) || !strings.Contains(string(raw2), `"status":"failed"`) {
+		t.Fatalf("fetch of the metadata address: %s", raw2)
+	}
+
+	// Neither the stored calls nor the audit trail hold the secret.
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var kind, body string
+	if err := rawDB(t, db).QueryRow(`SELECT kind, body FROM audit_records WHERE kind = 'egress'`).Scan(&kind, &body); err != nil {
+		t.Fatalf("no egress audit record: %v", err)
+	}
+	if !strings.Contains(body, "169.254.169.254") || !strings.Contains(body, `"outcome":"refused"`) || !strings.Contains(body, `"connector":"net"`) {
+		t.Errorf("egress record: %s", body)
+	}
+	if code, out, errOut := verify(t, db); code != 0 {
+		t.Errorf("audit verify: %d %s %s", code, out, errOut)
+	}
+	for _, f := range []string{db, db + "-wal"} {
+		data, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte(value)) || bytes.Contains(data, []byte(b64)) {
+			t.Fatalf("%s holds the secret", filepath.Base(f))
+		}
+	}
+}

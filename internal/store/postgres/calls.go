@@ -1,0 +1,516 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/warden-dev/warden/internal/approval"
+	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/call"
+	"github.com/warden-dev/warden/internal/dispatch"
+	"github.com/warden-dev/warden/internal/identity"
+	"github.com/warden-dev/warden/internal/limit"
+	"github.com/warden-dev/warden/internal/store"
+)
+
+// Commit appends rec to the audit trail and saves st, in one transaction
+// of the group commit, conditional on st.PrevStatus and st.Revision
+// (dispatch.ErrConflict otherwise, and rec is not appended). The commit
+// announces call:<id> to every replica.
+func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.State) error {
+	body, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("commit call %s: %w", st.ID, err)
+	}
+	args := string(st.Args)
+	if args == "" {
+		args = "{}"
+	}
+	var expires any
+	if st.ExpiresAt != nil && st.Status == dispatch.StatusPending {
+		expires = st.ExpiresAt.UTC().Format(timeColumn)
+	}
+	updated := st.UpdatedAt.UTC().Format(timeColumn)
+	apply := func(ctx context.Context, tx pgx.Tx) error {
+		if st.PrevStatus == "" {
+			_, err := tx.Exec(ctx, `INSERT INTO calls (id, tenant, agent, status, expires_at, created_at, updated_at, args, body)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				st.ID, st.Tenant, st.Agent, st.Status, expires, st.CreatedAt.UTC().Format(timeColumn), updated, args, string(body))
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE calls SET status = $1, expires_at = $2, updated_at = $3, body = $4, revision = revision + 1
+			WHERE id = $5 AND status = $6 AND revision = $7`,
+			st.Status, expires, updated, string(body), st.ID, st.PrevStatus, st.Revision)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return skip(dispatch.ErrConflict)
+		}
+		if rec.Kind == audit.KindReportedOutcome {
+			return addUsage(ctx, tx, rec)
+		}
+		return nil
+	}
+	events := []string{store.EventCall + ":" + st.ID}
+	if st.Status == dispatch.StatusApproved {
+		events = append(events, store.EventApproved) // for the replicas' approved-call sweeps
+	}
+	if err := s.appendWith(ctx, rec, apply, events...); err != nil {
+		return err
+	}
+	if st.PrevStatus != "" {
+		st.Revision++
+	}
+	return nil
+}
+
+const callColumns = "body, args, revision"
+
+// CallState returns a call's state, or dispatch.ErrNotFound.
+func (s *Store) CallState(ctx context.Context, id string) (*dispatch.State, error) {
+	st, err := scanCall(s.pool.QueryRow(ctx, `SELECT `+callColumns+` FROM calls WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, dispatch.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read call %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// DuePending returns up to limit pending calls whose expiry has passed.
+func (s *Store) DuePending(ctx context.Context, now time.Time, limit int) ([]*dispatch.State, error) {
+	return s.queryCalls(ctx, `SELECT `+callColumns+` FROM calls WHERE status = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`,
+		now.UTC().Format(timeColumn), limit)
+}
+
+// StaleRunning returns up to limit calls still running whose last change
+// is older than before.
+func (s *Store) StaleRunning(ctx context.Context, before time.Time, limit int) ([]*dispatch.State, error) {
+	return s.queryCalls(ctx, `SELECT `+callColumns+` FROM calls WHERE status = 'running' AND updated_at <= $1 ORDER BY updated_at LIMIT $2`,
+		before.UTC().Format(timeColumn), limit)
+}
+
+func (s *Store) queryCalls(ctx context.Context, q string, args ...any) ([]*dispatch.State, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query calls: %w", err)
+	}
+	defer rows.Close()
+	var out []*dispatch.State
+	for rows.Next() {
+		st, err := scanCall(rows)
+		if err != nil {
+			return nil, fmt.Errorf("query calls: %w", err)
+		}
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+func scanCall(row pgx.Row) (*dispatch.State, error) {
+	var body, args string
+	var rev int64
+	if err := row.Scan(&body, &args, &rev); err != nil {
+		return nil, err
+	}
+	var st dispatch.State
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return nil, err
+	}
+	st.Args = json.RawMessage(args)
+	st.Revision = rev
+	return &st, nil
+}
+
+// Killed returns the kill switch entry that stops tenant/agent, or nil.
+func (s *Store) Killed(ctx context.Context, tenant, agent string) (*dispatch.Kill, error) {
+	var k dispatch.Kill
+	var at string
+	err := s.pool.QueryRow(ctx, `SELECT "by", at, why FROM kills
+		WHERE (tenant = $1 AND agent IN ($2, '*')) OR (tenant = '*' AND agent = '*')
+		ORDER BY at LIMIT 1`, tenant, agent).Scan(&k.By, &at, &k.Why)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kill switch: %w", err)
+	}
+	k.At, _ = time.Parse(time.RFC3339Nano, at)
+	return &k, nil
+}
+
+// Kill sets the kill switch for tenant/agent ("*" for all) and tells every
+// replica. It reports false when that switch was already set.
+func (s *Store) Kill(ctx context.Context, tenant, agent, by, why string) (bool, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO kills (tenant, agent, "by", at, why) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (tenant, agent) DO NOTHING`, tenant, agent, by, time.Now().UTC().Format(time.RFC3339Nano), why)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		return notify(ctx, tx, store.EventKill)
+	})
+	if err != nil {
+		return false, fmt.Errorf("kill: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Revive clears the kill switch for tenant/agent; it reports whether one was set.
+func (s *Store) Revive(ctx context.Context, tenant, agent string) (bool, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM kills WHERE tenant = $1 AND agent = $2`, tenant, agent)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		return notify(ctx, tx, store.EventKill)
+	})
+	if err != nil {
+		return false, fmt.Errorf("revive: %w", err)
+	}
+	return n > 0, nil
+}
+
+// inTx runs fn in a transaction and commits it.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// KillSwitches lists the kill switches that are set, oldest first.
+func (s *Store) KillSwitches(ctx context.Context) ([]store.KillSwitch, error) {
+	rows, err := s.pool.Query(ctx, `SELECT tenant, agent, "by", at, why FROM kills ORDER BY at, tenant, agent LIMIT $1`, store.MaxKillSwitches)
+	if err != nil {
+		return nil, fmt.Errorf("kill switches: %w", err)
+	}
+	defer rows.Close()
+	var out []store.KillSwitch
+	for rows.Next() {
+		var k store.KillSwitch
+		var at string
+		if err := rows.Scan(&k.Tenant, &k.Agent, &k.By, &at, &k.Why); err != nil {
+			return nil, fmt.Errorf("kill switches: %w", err)
+		}
+		k.At, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// KilledPending returns up to limit pending calls whose agent a kill
+// switch now stops, oldest first, each with the (oldest) entry that does.
+func (s *Store) KilledPending(ctx context.Context, limit int) ([]dispatch.KilledCall, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.body, c.args, c.revision, k."by", k.at, k.why
+		FROM calls c JOIN kills k
+		  ON (k.tenant = c.tenant AND k.agent IN (c.agent, '*')) OR (k.tenant = '*' AND k.agent = '*')
+		WHERE c.status = 'pending'
+		ORDER BY c.created_at, k.at
+		LIMIT $1`, limit*4)
+	if err != nil {
+		return nil, fmt.Errorf("killed pending calls: %w", err)
+	}
+	defer rows.Close()
+	var out []dispatch.KilledCall
+	seen := map[string]bool{}
+	for rows.Next() {
+		var body, args, by, at, why string
+		var rev int64
+		if err := rows.Scan(&body, &args, &rev, &by, &at, &why); err != nil {
+			return nil, fmt.Errorf("killed pending calls: %w", err)
+		}
+		var st dispatch.State
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			return nil, fmt.Errorf("killed pending calls: %w", err)
+		}
+		st.Args, st.Revision = json.RawMessage(args), rev
+		if seen[st.ID] {
+			continue
+		}
+		seen[st.ID] = true
+		k := dispatch.Kill{By: by, Why: why}
+		k.At, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, dispatch.KilledCall{State: &st, Kill: k})
+		if len(out) == limit {
+			break
+		}
+	}
+	return out, rows.Err()
+}
+
+// PendingCount returns how many calls wait for a human.
+func (s *Store) PendingCount(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM calls WHERE status = 'pending'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("pending calls: %w", err)
+	}
+	return n, nil
+}
+
+// CallByApproval returns the call an approval request belongs to, or
+// dispatch.ErrNotFound.
+func (s *Store) CallByApproval(ctx context.Context, approvalID string) (*dispatch.State, error) {
+	sts, err := s.queryCalls(ctx, `SELECT `+callColumns+` FROM calls WHERE approval_id = $1`, approvalID)
+	if err != nil {
+		return nil, fmt.Errorf("read approval %s: %w", approvalID, err)
+	}
+	if len(sts) == 0 {
+		return nil, dispatch.ErrNotFound
+	}
+	return sts[0], nil
+}
+
+// ApprovalCalls returns calls with an approval request in tenant ("" for
+// every tenant), in one call status or any (""), newest first.
+func (s *Store) ApprovalCalls(ctx context.Context, tenant, status string, limit int) ([]*dispatch.State, error) {
+	q := `SELECT ` + callColumns + ` FROM calls WHERE approval_id IS NOT NULL`
+	var args []any
+	if tenant != "" {
+		args = append(args, tenant)
+		q += fmt.Sprintf(` AND tenant = $%d`, len(args))
+	}
+	if status != "" {
+		args = append(args, status)
+		q += fmt.Sprintf(` AND status = $%d`, len(args))
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(` ORDER BY created_at DESC LIMIT $%d`, len(args))
+	sts, err := s.queryCalls(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	return sts, nil
+}
+
+// ApprovedCalls returns up to limit approved calls not yet claimed for
+// execution, oldest first.
+func (s *Store) ApprovedCalls(ctx context.Context, limit int) ([]*dispatch.State, error) {
+	sts, err := s.queryCalls(ctx, `SELECT `+callColumns+` FROM calls WHERE status = 'approved' ORDER BY updated_at LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("approved calls: %w", err)
+	}
+	return sts, nil
+}
+
+// ApprovalCallsSince returns every call with an approval request created
+// at or after since, oldest first.
+func (s *Store) ApprovalCallsSince(ctx context.Context, since time.Time) ([]*dispatch.State, error) {
+	sts, err := s.queryCalls(ctx, `SELECT `+callColumns+` FROM calls
+		WHERE approval_id IS NOT NULL AND created_at >= $1 ORDER BY created_at`, since.UTC().Format(timeColumn))
+	if err != nil {
+		return nil, fmt.Errorf("approval history: %w", err)
+	}
+	return sts, nil
+}
+
+// ApproverScope returns the agent/connector scope of a token (empty: any).
+func (s *Store) ApproverScope(ctx context.Context, tokenID string) (approval.Scope, error) {
+	var sc approval.Scope
+	var agents, connectors string
+	err := s.pool.QueryRow(ctx, `SELECT scope_agents, scope_connectors FROM tokens WHERE id = $1`, tokenID).Scan(&agents, &connectors)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sc, fmt.Errorf("token %s: %w", tokenID, store.ErrNotFound)
+	}
+	if err != nil {
+		return sc, fmt.Errorf("approver scope: %w", err)
+	}
+	if err := json.Unmarshal([]byte(agents), &sc.Agents); err != nil {
+		return sc, fmt.Errorf("approver scope: %w", err)
+	}
+	if err := json.Unmarshal([]byte(connectors), &sc.Connectors); err != nil {
+		return sc, fmt.Errorf("approver scope: %w", err)
+	}
+	return sc, nil
+}
+
+// ApproverByName returns the principal of the newest unrevoked approver
+// token named name, or ErrNotFound.
+func (s *Store) ApproverByName(ctx context.Context, name string) (call.Principal, error) {
+	var p call.Principal
+	err := s.pool.QueryRow(ctx, `SELECT id, tenant, name FROM tokens
+		WHERE role = 'approver' AND name = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1`, name).
+		Scan(&p.TokenID, &p.Tenant, &p.Name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, fmt.Errorf("approver %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("approver %q: %w", name, err)
+	}
+	p.Role = call.RoleApprover
+	return p, nil
+}
+
+// Usage is what tenant/agent used on day (YYYY-MM-DD, UTC).
+func (s *Store) Usage(ctx context.Context, tenant, agent, day string) (limit.Usage, error) {
+	var u limit.Usage
+	err := s.pool.QueryRow(ctx, `SELECT tokens, cost_usd FROM usage WHERE tenant = $1 AND agent = $2 AND day = $3`,
+		tenant, agent, day).Scan(&u.Tokens, &u.CostUSD)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return limit.Usage{}, nil
+	}
+	if err != nil {
+		return u, fmt.Errorf("usage: %w", err)
+	}
+	return u, nil
+}
+
+// RecordUsage appends rec and adds its tokens and cost to its agent's
+// usage on rec.Time's UTC day, in one transaction.
+func (s *Store) RecordUsage(ctx context.Context, rec *audit.Record) error {
+	return s.appendWith(ctx, rec, func(ctx context.Context, tx pgx.Tx) error { return addUsage(ctx, tx, rec) })
+}
+
+func addUsage(ctx context.Context, tx pgx.Tx, rec *audit.Record) error {
+	if rec.Tokens == 0 && rec.CostUSD == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO usage (tenant, agent, day, tokens, cost_usd, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (tenant, agent, day) DO UPDATE SET tokens = usage.tokens + excluded.tokens,
+			cost_usd = usage.cost_usd + excluded.cost_usd, updated_at = excluded.updated_at`,
+		rec.Tenant, rec.Agent, limit.Day(rec.Time), rec.Tokens, rec.CostUSD, rec.Time.UTC().Format(timeColumn))
+	return err
+}
+
+// CreateToken stores a new token for p and returns its value, which is not
+// stored and cannot be shown again.
+func (s *Store) CreateToken(ctx context.Context, p call.Principal) (token string, info store.TokenInfo, err error) {
+	if !p.Role.Valid() {
+		return "", info, fmt.Errorf("unknown role %q", p.Role)
+	}
+	if p.Role == call.RoleAgent && (p.Agent == "" || p.Tenant == "") {
+		return "", info, errors.New("an agent token needs an agent and a tenant")
+	}
+	token, hash := identity.NewToken()
+	now := time.Now().UTC()
+	info = store.TokenInfo{ID: call.NewID("tok", now), Role: p.Role, Tenant: p.Tenant, Agent: p.Agent, Name: p.Name, CreatedAt: now}
+	_, err = s.pool.Exec(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		info.ID, hash, string(p.Role), p.Tenant, p.Agent, p.Name, now.Format(time.RFC3339Nano))
+	if err != nil {
+		return "", info, fmt.Errorf("create token: %w", err)
+	}
+	return token, info, nil
+}
+
+// CreateApproverToken stores a new approver token for p limited to scope,
+// in one statement, and returns its value.
+func (s *Store) CreateApproverToken(ctx context.Context, p call.Principal, scope approval.Scope) (string, store.TokenInfo, error) {
+	var info store.TokenInfo
+	if p.Role != call.RoleApprover {
+		return "", info, fmt.Errorf("an approver scope needs role approver, not %q", p.Role)
+	}
+	if err := scope.Validate(); err != nil {
+		return "", info, err
+	}
+	agents, _ := json.Marshal(nonNil(scope.Agents))
+	connectors, _ := json.Marshal(nonNil(scope.Connectors))
+	token, hash := identity.NewToken()
+	now := time.Now().UTC()
+	info = store.TokenInfo{ID: call.NewID("tok", now), Role: p.Role, Tenant: p.Tenant, Name: p.Name, CreatedAt: now}
+	_, err := s.pool.Exec(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at, scope_agents, scope_connectors)
+		VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8)`,
+		info.ID, hash, string(p.Role), p.Tenant, p.Name, now.Format(time.RFC3339Nano), string(agents), string(connectors))
+	if err != nil {
+		return "", info, fmt.Errorf("create token: %w", err)
+	}
+	return token, info, nil
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// Authenticate returns the principal of an unrevoked token, or ErrNotFound.
+func (s *Store) Authenticate(ctx context.Context, token string) (call.Principal, error) {
+	if identity.Check(token) != nil {
+		return call.Principal{}, store.ErrNotFound
+	}
+	var p call.Principal
+	var role string
+	err := s.pool.QueryRow(ctx, `SELECT id, role, tenant, agent, name FROM tokens WHERE hash = $1 AND revoked_at IS NULL`,
+		identity.Hash(token)).Scan(&p.TokenID, &role, &p.Tenant, &p.Agent, &p.Name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return call.Principal{}, store.ErrNotFound
+	}
+	if err != nil {
+		return call.Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	p.Role = call.Role(role)
+	return p, nil
+}
+
+// RevokeToken revokes one token by id and tells every replica.
+func (s *Store) RevokeToken(ctx context.Context, id string) error {
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
+			time.Now().UTC().Format(time.RFC3339Nano), id)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		return notify(ctx, tx, store.EventToken)
+	})
+	if err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("token %s: %w (or already revoked)", id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// RevokeAgentTokens revokes every token of an agent and returns how many.
+func (s *Store) RevokeAgentTokens(ctx context.Context, tenant, agent string) (int, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE tokens SET revoked_at = $1 WHERE role = 'agent' AND tenant = $2 AND agent = $3 AND revoked_at IS NULL`,
+			time.Now().UTC().Format(time.RFC3339Nano), tenant, agent)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		return notify(ctx, tx, store.EventToken)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("revoke tokens: %w", err)
+	}
+	return int(n), nil
+}
+
+// Tokens lists every token, newest first.
+func (s *Store) Tokens(ctx context.Context) ([]store.TokenInfo, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, role, tenant, agent, name, created_at, revoked_at FROM tokens ORDER BY created_at DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []store.TokenInfo
+	for rows.Next() {
+		var t store.TokenInfo
+		var role, created string
+		var revoked *string
+		if err := rows.Scan(&t.ID, &role, &t.Tenant, &t.Agent, &t.Name, &created, &revoked); err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		t.Role = call.Role(role)
+		t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+		if revoked != nil {
+			r, _ := time.Parse(time.RFC3339Nano, *revoked)
+			t.RevokedAt = &r
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}

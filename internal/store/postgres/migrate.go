@@ -1,0 +1,167 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+var migrationName = regexp.MustCompile(`^([0-9]{4,})_[a-z0-9_]+\.sql$`)
+
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	seen := map[int]string{}
+	for _, name := range names {
+		base := path.Base(name)
+		m := migrationName.FindStringSubmatch(base)
+		if m == nil {
+			return nil, fmt.Errorf("migration %s: name must be NNNN_lower_snake_name.sql", base)
+		}
+		v, err := strconv.Atoi(m[1])
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("migration %s: bad version number", base)
+		}
+		if other, ok := seen[v]; ok {
+			return nil, fmt.Errorf("migrations %s and %s have the same version %d", other, base, v)
+		}
+		seen[v] = base
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(body)})
+	}
+	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
+	return ms, nil
+}
+
+// Migrate applies the embedded migrations the database at db lacks (with
+// dryRun, only lists them) and returns their names: `warden migrate`.
+// Open does the same on every start; this is for operators who apply
+// schema changes by hand before rolling out replicas.
+func Migrate(ctx context.Context, db string, dryRun bool, logger *slog.Logger) ([]string, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := parseConfig(db, Options{}.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", Redact(db), err)
+	}
+	defer pool.Close()
+	names, err := migrate(ctx, pool, dryRun, logger)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", Redact(db), err)
+	}
+	return names, nil
+}
+
+// migrate applies (or with dryRun lists) the pending migrations, all in
+// one transaction, holding a session-level advisory lock so that replicas
+// starting together apply them once: the others wait, then find nothing
+// to do.
+func migrate(ctx context.Context, pool *pgxpool.Pool, dryRun bool, logger *slog.Logger) ([]string, error) {
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
+		return nil, fmt.Errorf("migrate: advisory lock: %w", err)
+	}
+	defer func() {
+		// A lost connection drops the lock with it.
+		if _, err := conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", migrateLock); err != nil {
+			conn.Conn().Close(context.Background()) //nolint:errcheck // closing releases the lock
+		}
+	}()
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at TEXT NOT NULL)`); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	applied := map[int]bool{}
+	newest := 0
+	rows, err := tx.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		applied[v] = true
+		newest = max(newest, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if known := ms[len(ms)-1].version; newest > known {
+		return nil, fmt.Errorf("database schema version %d is newer than this warden knows (%d): upgrade warden", newest, known)
+	}
+	var todo []string
+	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
+		todo = append(todo, m.name)
+		if dryRun {
+			continue
+		}
+		if _, err := tx.Exec(ctx, m.sql); err != nil {
+			return nil, fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+			m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return nil, fmt.Errorf("migration %s: %w", m.name, err)
+		}
+	}
+	if dryRun || len(todo) == 0 {
+		return todo, nil
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("migrate: commit: %w", err)
+	}
+	logger.Info("postgres schema migrated", "applied", todo)
+	return todo, nil
+}

@@ -119,6 +119,9 @@ func Run(ctx context.Context, o Options) error {
 			log.Error("closing the store", "err", err)
 		}
 	}()
+	if err := sameAuditKey(ctx, store, signer, o.AuditKey); err != nil {
+		return err
+	}
 
 	// The config: the store's live version or the files (reload.go).
 	reload, err := newReloader(o, store, log)
@@ -361,4 +364,24 @@ func (a auditReader) QueryAudit(ctx context.Context, q server.AuditQuery) ([]*au
 		Tenant: q.Tenant, Agent: q.Agent, Decision: q.Decision,
 		Since: q.Since, Until: q.Until, AfterSeq: q.AfterSeq, Limit: q.Limit,
 	})
+}
+
+// sameAuditKey refuses to serve with a checkpoint key other than the one
+// that signed the chain's latest checkpoint: its checkpoints would fail
+// `warden audit verify`. It catches a replica started without the shared
+// key file (which would create a key of its own) and a key file lost or
+// swapped beside a SQLite database.
+func sameAuditKey(ctx context.Context, st store.Store, signer *audit.Signer, path string) error {
+	cps, err := st.Checkpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("store: reading audit checkpoints: %w", err)
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	if last := cps[len(cps)-1]; last.KeyID != signer.KeyID() {
+		return fmt.Errorf("audit key: %s has key id %s, but the audit chain's checkpoints are signed with key id %s; "+
+			"start with the key file that signed them (--audit-key, or WARDEN_AUDIT_KEY)", path, signer.KeyID(), last.KeyID)
+	}
+	return nil
 }

@@ -124,6 +124,9 @@ func egressAudit(records auditAppender, c *config.Connector, version string) fun
 			ConfigVersion: version, Outcome: outcome,
 			Reason: fmt.Sprintf("egress %s %s:%d %s: %s", a.Method, a.Host, a.Port, verb, a.Reason),
 		}
+		if ci, ok := dispatch.CallFrom(ctx); ok {
+			rec.CallID, rec.Tenant, rec.Agent, rec.RunID, rec.FrontEnd = ci.ID, ci.Tenant, ci.Agent, ci.RunID, ci.FrontEnd
+		}
 		// The call's own context may already be ending (its timeout); the
 		// attempt is recorded regardless.
 		return records.Append(context.WithoutCancel(ctx), rec)

@@ -138,7 +138,9 @@ func TestExecThroughGateway(t *testing.T) {
 	if err := rawDB(t, db).QueryRow(`SELECT kind, body FROM audit_records WHERE kind = 'egress'`).Scan(&kind, &body); err != nil {
 		t.Fatalf("no egress audit record: %v", err)
 	}
-	if !strings.Contains(body, "169.254.169.254") || !strings.Contains(body, `"outcome":"refused"`) || !strings.Contains(body, `"connector":"net"`) {
+	// It names the call it belongs to, like every record of the call.
+	if !strings.Contains(body, "169.254.169.254") || !strings.Contains(body, `"outcome":"refused"`) || !strings.Contains(body, `"connector":"net"`) ||
+		!strings.Contains(body, `"call_id":"call_`) || !strings.Contains(body, `"front_end":"rest"`) {
 		t.Errorf("egress record: %s", body)
 	}
 	if code, out, errOut := verify(t, db); code != 0 {

@@ -23,6 +23,7 @@ var domain = []string{
 	"internal/connector/template",
 	"internal/limit",
 	"internal/hook",
+	"internal/sandbox/egress/allowlist",
 }
 
 // forbidden are imports no domain package may have, directly or not.

@@ -117,6 +117,21 @@ type Executor interface {
 	Execute(ctx context.Context, action string, args map[string]any) (*Outcome, error)
 }
 
+// CallInfo is what an executor may learn of the call it runs, for audit
+// records of its own (a sandbox's egress attempts): CallFrom(ctx) in
+// Execute.
+type CallInfo struct {
+	ID, Tenant, Agent, RunID, FrontEnd string
+}
+
+type callInfoKey struct{}
+
+// CallFrom returns the call an executor's context runs, if any.
+func CallFrom(ctx context.Context) (CallInfo, bool) {
+	ci, ok := ctx.Value(callInfoKey{}).(CallInfo)
+	return ci, ok
+}
+
 // Outcome is what an executor reports. Result must be JSON-shaped.
 type Outcome struct {
 	Failed bool
@@ -457,6 +472,7 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 	}()
 	start := d.now()
 	cctx, connSpan := d.tracer.Start(ectx, "warden.connector")
+	cctx = context.WithValue(cctx, callInfoKey{}, CallInfo{ID: st.ID, Tenant: st.Tenant, Agent: st.Agent, RunID: st.RunID, FrontEnd: st.FrontEnd})
 	out, err := exec.Execute(cctx, req.Action, req.Args)
 	if err != nil {
 		out = &Outcome{Failed: true, Error: "the connector failed", Detail: err.Error()}

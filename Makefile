@@ -11,7 +11,10 @@ test: deps fmt-check vet unit fuzz
 # e2e/ (real MCP servers and the Inspector CLI). PostgreSQL 15's server
 # binaries are expected at /usr/lib/postgresql/15/bin (preinstalled here).
 # Tests that need one of these fail, never skip, when it is absent.
-APT_MISSING = $(strip $(if $(shell command -v chromium),,chromium) $(if $(shell command -v bwrap),,bubblewrap))
+# The sandbox tests also run /usr/bin/python3 and /usr/bin/curl inside the
+# sandbox (its root is /usr, not whatever PATH finds first).
+APT_MISSING = $(strip $(if $(shell command -v chromium),,chromium) $(if $(shell command -v bwrap),,bubblewrap) \
+	$(if $(wildcard /usr/bin/python3),,python3) $(if $(wildcard /usr/bin/curl),,curl))
 deps:
 	@if [ -n "$(APT_MISSING)" ]; then \
 		echo "installing $(APT_MISSING)"; \

@@ -34,6 +34,26 @@ func propagate(ctx context.Context, st store.Store, p propagation) {
 		<-ctx.Done()
 		return
 	}
+	// Config reloads read the store: they run on a goroutine of their own
+	// (one at a time, a request made meanwhile coalesced) so that a slow
+	// or hung read cannot hold up the other events (kills, tokens).
+	reload := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reload:
+				p.reload.pollStore(ctx)
+			}
+		}
+	}()
+	pollStore := func() {
+		select {
+		case reload <- struct{}{}:
+		default: // a reload is already due
+		}
+	}
 	ev.Subscribe(ctx, func(e store.Event) {
 		switch e.Kind {
 		case store.EventCall:
@@ -46,12 +66,12 @@ func propagate(ctx context.Context, st store.Store, p propagation) {
 		case store.EventToken:
 			p.tokens.lookup.clear()
 		case store.EventConfig:
-			p.reload.pollStore(ctx)
+			pollStore()
 		case store.EventResync:
 			p.log.Info("store events resumed; re-reading what is cached")
 			p.kills.lookup.clear()
 			p.tokens.lookup.clear()
-			p.reload.pollStore(ctx)
+			pollStore()
 			p.wakeSweep()
 		}
 	})

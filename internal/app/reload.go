@@ -136,6 +136,11 @@ func (r *reloader) loadStored(ctx context.Context, version string) (*config.Conf
 	if err != nil {
 		return nil, err
 	}
+	return r.parseStored(cv)
+}
+
+// parseStored builds a stored version's config.
+func (r *reloader) parseStored(cv *store.ConfigVersion) (*config.Config, error) {
 	cfg, err := config.Parse(ConfigFiles(cv))
 	if err != nil {
 		return nil, err
@@ -193,7 +198,16 @@ func (r *reloader) pollStore(ctx context.Context) {
 	if live == "" || live == r.failed || (live == r.live && r.fromStore) {
 		return
 	}
-	cfg, err := r.loadStored(ctx, live)
+	// Only a version that does not build is refused for good; one the
+	// store could not hand over is tried again at the next poll.
+	cv, err := r.store.ConfigVersion(ctx, live)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Error("reading the live config version; the running version stays", "config_version", live, "err", err)
+		}
+		return
+	}
+	cfg, err := r.parseStored(cv)
 	if err == nil {
 		err = r.swap(cfg, "store")
 	}

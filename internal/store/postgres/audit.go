@@ -54,7 +54,9 @@ func (s *Store) reply(p *pending, err error) {
 // Append adds r to the audit trail and returns once it is durable
 // (committed with synchronous_commit=on, batched with every append
 // pending on this replica). On success r.Seq, r.PrevHash and r.Hash are
-// set; on error r is not in the trail.
+// set; on error r is not in the trail, unless the error wraps
+// ErrCommitUnknown (the database could not tell in time whether the
+// commit took effect).
 func (s *Store) Append(ctx context.Context, r *audit.Record) error {
 	return s.appendWith(ctx, r, nil)
 }
@@ -101,10 +103,15 @@ func (s *Store) appendWith(ctx context.Context, r *audit.Record, apply func(cont
 // QueueDepth returns how many appends are waiting for their commit.
 func (s *Store) QueueDepth() int { return int(s.depth.Load()) }
 
+// maxBatch caps the records of one group commit: a long queue is written
+// in several transactions, each small enough to finish well within the
+// commit deadline; the rest stays queued for the next batch.
+const maxBatch = 256
+
 // write is the audit writer goroutine of this replica.
 func (s *Store) write() {
 	defer close(s.writerDone)
-	batch := make([]*pending, 0, cap(s.queue))
+	batch := make([]*pending, 0, min(cap(s.queue), maxBatch))
 	for {
 		p, ok := <-s.queue
 		if !ok {
@@ -112,7 +119,7 @@ func (s *Store) write() {
 		}
 		batch = append(batch[:0], p)
 	drain:
-		for len(batch) < cap(s.queue) {
+		for len(batch) < cap(batch) {
 			select {
 			case p, ok := <-s.queue:
 				if !ok {
@@ -136,25 +143,55 @@ func (s *Store) write() {
 	}
 }
 
-// commitTimeout bounds one group commit: with the database gone, appends
-// fail (and their calls fail closed) instead of hanging.
-const commitTimeout = 10 * time.Second
+// defaultCommitTimeout bounds one group commit: with the database gone,
+// appends fail (and their calls fail closed) instead of hanging. It also
+// bounds how long an unknown commit outcome is looked into.
+const defaultCommitTimeout = 10 * time.Second
+
+// ErrCommitUnknown is in the error of an append whose COMMIT may or may not
+// have taken effect: the connection broke (or the commit deadline passed)
+// during COMMIT, and the database could not be asked within the commit
+// timeout whether the record is in the trail. Such a record may be in the
+// trail; callers must not assume it is absent.
+var ErrCommitUnknown = errors.New("commit outcome unknown")
+
+// inDoubt is the error of a batch whose COMMIT did not answer.
+type inDoubt struct {
+	pid uint32 // the backend that ran the transaction
+	err error
+}
+
+func (e *inDoubt) Error() string { return "audit append: commit: " + e.err.Error() }
+func (e *inDoubt) Unwrap() error { return e.err }
 
 func (s *Store) commit(ps []*pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.commitTimeout)
 	defer cancel()
 	written, err := s.insert(ctx, ps)
-	if err != nil && len(written) > 0 && errors.Is(err, errCommitUnknown) {
-		// The connection broke during COMMIT: the batch is either wholly
-		// in or wholly out. Look for its last record to know which, so an
-		// acknowledged record is never reported lost nor a lost one
-		// acknowledged.
-		if s.committed(written[len(written)-1].rec) {
+	var doubt *inDoubt
+	if err != nil && len(written) > 0 && errors.As(err, &doubt) {
+		// The connection broke during COMMIT, or COMMIT outlasted the
+		// deadline: the batch is either wholly in or wholly out (or still
+		// on its way in). Look for its last record once its transaction
+		// has ended, so an acknowledged record is never reported lost nor
+		// a lost one acknowledged.
+		in, cerr := s.committed(doubt.pid, written[len(written)-1].rec)
+		switch {
+		case cerr != nil:
+			err = fmt.Errorf("audit append: %w: the database did not say within %v whether the batch's %d records are in the trail (%w; commit: %w)",
+				ErrCommitUnknown, s.commitTimeout, len(written), cerr, doubt.err)
+		case in:
 			err = nil
+		default:
+			err = fmt.Errorf("audit append: commit failed, the records are not in the trail: %w", doubt.err)
 		}
 	}
 	if err != nil {
-		s.logger.Error("audit commit failed", "records", len(written), "err", err)
+		msg := "audit commit failed"
+		if errors.Is(err, ErrCommitUnknown) {
+			msg = "audit commit outcome unknown"
+		}
+		s.logger.Error(msg, "records", len(written), "err", err)
 		for _, p := range written {
 			s.reply(p, err)
 		}
@@ -165,23 +202,44 @@ func (s *Store) commit(ps []*pending) {
 	}
 }
 
-var errCommitUnknown = errors.New("commit outcome unknown")
-
-// committed reports whether r (sealed, with its seq and hash) is stored,
-// retrying for a while: the database may be restarting.
-func (s *Store) committed(r *audit.Record) bool {
-	deadline := time.Now().Add(commitTimeout)
-	for time.Now().Before(deadline) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// committed reports whether r (sealed, with its seq and hash) is stored.
+// The transaction that wrote it (on backend pid) holds the audit lock
+// until it has committed or aborted, so the check takes that lock first:
+// looking earlier could miss a commit still on its way. That backend, if
+// still there, is terminated first (its client is gone), so a hung one
+// cannot stall the check. It retries for up to the commit timeout (the
+// database may be restarting), then returns the last error: the outcome
+// is unknown.
+func (s *Store) committed(pid uint32, r *audit.Record) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.commitTimeout)
+	defer cancel()
+	for {
 		var n int
-		err := s.pool.QueryRow(ctx, "SELECT count(*) FROM audit_records WHERE seq = $1 AND id = $2 AND hash = $3", r.Seq, r.ID, r.Hash).Scan(&n)
-		cancel()
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if pid != 0 {
+				// Only a backend of our role on this database named
+				// warden: never anybody else's.
+				if _, err := tx.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+					WHERE pid = $1 AND usename = current_user AND datname = current_database()
+					AND application_name = 'warden' AND pid <> pg_backend_pid()`, int64(pid)); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", auditLock); err != nil {
+				return err
+			}
+			return tx.QueryRow(ctx, "SELECT count(*) FROM audit_records WHERE seq = $1 AND id = $2 AND hash = $3",
+				r.Seq, r.ID, r.Hash).Scan(&n)
+		})
 		if err == nil {
-			return n == 1
+			return n == 1, nil
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return false, err
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return false
 }
 
 // insert runs one batch: under the audit advisory lock (held until the
@@ -259,8 +317,9 @@ func (s *Store) insert(ctx context.Context, ps []*pending) (written []*pending, 
 			return written, fmt.Errorf("audit append: notify: %w", err)
 		}
 	}
+	pid := tx.Conn().PgConn().PID()
 	if err := tx.Commit(ctx); err != nil {
-		return written, fmt.Errorf("audit append: commit: %w: %w", errCommitUnknown, err)
+		return written, &inDoubt{pid: pid, err: err}
 	}
 	return written, nil
 }

@@ -36,16 +36,22 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 		expires = st.ExpiresAt.UTC().Format(timeColumn)
 	}
 	updated := st.UpdatedAt.UTC().Format(timeColumn)
+	// approval_id is written here, not derived from body in SQL: body may
+	// hold what jsonb refuses (\u0000 in a connector's result).
+	var approvalID any
+	if st.Approval != nil && st.Approval.ID != "" {
+		approvalID = st.Approval.ID
+	}
 	apply := func(ctx context.Context, tx pgx.Tx) error {
 		if st.PrevStatus == "" {
-			_, err := tx.Exec(ctx, `INSERT INTO calls (id, tenant, agent, status, expires_at, created_at, updated_at, args, body)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				st.ID, st.Tenant, st.Agent, st.Status, expires, st.CreatedAt.UTC().Format(timeColumn), updated, args, string(body))
+			_, err := tx.Exec(ctx, `INSERT INTO calls (id, tenant, agent, status, expires_at, created_at, updated_at, args, body, approval_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				st.ID, st.Tenant, st.Agent, st.Status, expires, st.CreatedAt.UTC().Format(timeColumn), updated, args, string(body), approvalID)
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE calls SET status = $1, expires_at = $2, updated_at = $3, body = $4, revision = revision + 1
-			WHERE id = $5 AND status = $6 AND revision = $7`,
-			st.Status, expires, updated, string(body), st.ID, st.PrevStatus, st.Revision)
+		tag, err := tx.Exec(ctx, `UPDATE calls SET status = $1, expires_at = $2, updated_at = $3, body = $4, approval_id = $5, revision = revision + 1
+			WHERE id = $6 AND status = $7 AND revision = $8`,
+			st.Status, expires, updated, string(body), approvalID, st.ID, st.PrevStatus, st.Revision)
 		if err != nil {
 			return err
 		}

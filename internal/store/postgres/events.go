@@ -45,29 +45,38 @@ func (s *Store) Subscribe(ctx context.Context, fn func(store.Event)) {
 			fn(store.Event{Kind: store.EventResync})
 		}
 		first = false
-		idle := false
 		for {
 			// A bounded wait: a connection that died without a word (a
 			// network partition) is noticed and replaced within a minute.
+			// A quiet minute is not a lost connection: it is pinged, and
+			// kept (with no resync) when it answers.
 			wctx, cancel := context.WithTimeout(ctx, listenIdle)
 			n, err := conn.WaitForNotification(wctx)
+			idle := err != nil && wctx.Err() != nil && ctx.Err() == nil
 			cancel()
+			if idle {
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err = conn.Ping(pctx)
+				cancel()
+				if err == nil {
+					continue
+				}
+			}
 			if err != nil {
-				idle = wctx.Err() != nil
 				break
 			}
 			fn(parseEvent(n.Payload))
 		}
 		conn.Close(context.Background()) //nolint:errcheck // reconnecting
-		if ctx.Err() == nil && !idle {
+		if ctx.Err() == nil {
 			s.logger.Warn("postgres: event connection lost; reconnecting")
 		}
 	}
 }
 
 // listenIdle is how long the listening connection waits for an event
-// before it is replaced (and the subscriber told to resync).
-const listenIdle = time.Minute
+// before it checks the connection is still there.
+var listenIdle = time.Minute
 
 // parseEvent reads a payload: "kind" or "kind:id".
 func parseEvent(payload string) store.Event {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -111,33 +113,55 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, dryRun bool, logger *slog.
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at TEXT NOT NULL)`); err != nil {
+	// CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the
+	// table exists, which the application role lacks (docs/scale-out.md):
+	// look first.
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	if !exists && !dryRun {
+		if _, err := tx.Exec(ctx, `CREATE TABLE schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       TEXT NOT NULL,
+			applied_at TEXT NOT NULL)`); err != nil {
+			return nil, fmt.Errorf("migrate: %w", ownerNeeded(len(ms), err))
+		}
 	}
 	applied := map[int]bool{}
 	newest := 0
-	rows, err := tx.Query(ctx, "SELECT version FROM schema_migrations")
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
+	if exists {
+		rows, err := tx.Query(ctx, "SELECT version FROM schema_migrations")
+		if err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
-		applied[v] = true
-		newest = max(newest, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("migrate: %w", err)
+			}
+			applied[v] = true
+			newest = max(newest, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
 	}
 	if known := ms[len(ms)-1].version; newest > known {
 		return nil, fmt.Errorf("database schema version %d is newer than this warden knows (%d): upgrade warden", newest, known)
+	}
+	if n := countPending(ms, applied); n > 0 && !dryRun {
+		// Only the owner role can apply migrations: say so plainly to an
+		// application role (no CREATE on the schema) that finds some.
+		var canCreate bool
+		if err := tx.QueryRow(ctx, "SELECT coalesce(has_schema_privilege(current_schema(), 'CREATE'), false)").Scan(&canCreate); err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		if !canCreate {
+			return nil, ownerNeeded(n, errNoCreate)
+		}
 	}
 	var todo []string
 	for _, m := range ms {
@@ -149,7 +173,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, dryRun bool, logger *slog.
 			continue
 		}
 		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return nil, fmt.Errorf("migration %s: %w", m.name, err)
+			return nil, fmt.Errorf("migration %s: %w", m.name, ownerNeeded(countPending(ms, applied), err))
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
 			m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
@@ -164,4 +188,34 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, dryRun bool, logger *slog.
 	}
 	logger.Info("postgres schema migrated", "applied", todo)
 	return todo, nil
+}
+
+// countPending counts the migrations not applied yet.
+func countPending(ms []migration, applied map[int]bool) int {
+	n := 0
+	for _, m := range ms {
+		if !applied[m.version] {
+			n++
+		}
+	}
+	return n
+}
+
+var errNoCreate = errors.New("no CREATE privilege on the schema")
+
+// ownerNeeded explains a privilege error met while migrating: the role
+// in the URL is not the one that owns the schema.
+func ownerNeeded(n int, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code != "42501" { // insufficient_privilege
+		return err
+	}
+	if !errors.As(err, &pgErr) && !errors.Is(err, errNoCreate) {
+		return err
+	}
+	s := "s"
+	if n == 1 {
+		s = ""
+	}
+	return fmt.Errorf("%d migration%s pending and this role may not apply them; apply them with `warden migrate` as the owner role (docs/scale-out.md): %w", n, s, err)
 }

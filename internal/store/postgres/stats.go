@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -40,58 +41,77 @@ func (s *Store) Stats(ctx context.Context, q store.StatsQuery, now time.Time) (*
 	}
 	k := len(args)
 	bucketSecs := max(int64(q.Bucket/time.Second), 1)
+	// The newest MaxStatsRecords records of the window (the time index
+	// bounds the scan). Their bodies are decoded here, not cast to jsonb
+	// in SQL: jsonb refuses some valid JSON (a \u0000 escape, a lone
+	// surrogate) that an agent's arguments or a connector's output may
+	// hold, and one such record would fail the whole query.
 	rows, err := s.pool.Query(ctx, fmt.Sprintf(`
-		SELECT kind, decision, tenant, agent,
-			coalesce(b->>'connector', ''), coalesce(b->>'outcome', ''),
-			(extract(epoch FROM (substr(time, 1, 19)::timestamp))::bigint - $%d) / $%d AS bucket,
-			count(*), coalesce(sum((b->>'cost_usd')::float8), 0), coalesce(sum((b->>'tokens')::float8), 0)
-		FROM (SELECT kind, decision, tenant, agent, body::jsonb AS b, time FROM audit_records
-			WHERE `+where("")+` ORDER BY time DESC LIMIT $%d) w
-		GROUP BY 1, 2, 3, 4, 5, 6, 7`, k+1, k+2, k+3),
-		append(args, q.Since.Unix(), bucketSecs, store.MaxStatsRecords+1)...)
+		SELECT kind, decision, tenant, agent, body, time FROM audit_records
+		WHERE `+where("")+` ORDER BY time DESC LIMIT $%d`, k+1),
+		append(args, store.MaxStatsRecords+1)...)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	defer rows.Close()
 	var seen int64
+	tokens := map[string]float64{}
 	for rows.Next() {
-		var kind, decision, tenant, agent, connector, outcome string
-		var bucket, count int64
-		var cost, tokens float64
-		if err := rows.Scan(&kind, &decision, &tenant, &agent, &connector, &outcome, &bucket, &count, &cost, &tokens); err != nil {
+		var kind, decision, tenant, agent, body, tm string
+		if err := rows.Scan(&kind, &decision, &tenant, &agent, &body, &tm); err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
-		seen += count
+		seen++
+		var b struct {
+			Connector string  `json:"connector"`
+			Outcome   string  `json:"outcome"`
+			CostUSD   float64 `json:"cost_usd"`
+			Tokens    float64 `json:"tokens"`
+		}
+		// A body that does not decode still counts, without these fields.
+		_ = json.Unmarshal([]byte(body), &b)
 		switch kind {
 		case "decision", "decision_only":
-			st.Calls += count
-			st.Decisions[decision] += count
-			st.Volume[min(max(bucket, 0), int64(len(st.Volume)-1))] += count
-		case "outcome", "reported_outcome":
-			o := st.Connectors[connector]
-			switch outcome {
-			case "succeeded":
-				o.Succeeded += count
-			case "failed":
-				o.Failed += count
+			st.Calls++
+			st.Decisions[decision]++
+			var bucket int64
+			if len(tm) >= 19 {
+				if t, err := time.Parse("2006-01-02T15:04:05", tm[:19]); err == nil {
+					bucket = (t.Unix() - q.Since.Unix()) / bucketSecs
+				}
 			}
-			if outcome == "succeeded" || outcome == "failed" {
-				st.Connectors[connector] = o
+			st.Volume[min(max(bucket, 0), int64(len(st.Volume)-1))]++
+		case "outcome", "reported_outcome":
+			o := st.Connectors[b.Connector]
+			switch b.Outcome {
+			case "succeeded":
+				o.Succeeded++
+			case "failed":
+				o.Failed++
+			}
+			if b.Outcome == "succeeded" || b.Outcome == "failed" {
+				st.Connectors[b.Connector] = o
 			}
 		case "expired":
-			st.Expired += count
+			st.Expired++
 		}
-		if cost > 0 || tokens > 0 {
-			u := st.Usage[tenant+"/"+agent]
-			u.CostUSD += cost
-			u.Tokens += int64(tokens)
-			st.Usage[tenant+"/"+agent] = u
+		if b.CostUSD > 0 || b.Tokens > 0 {
+			key := tenant + "/" + agent
+			u := st.Usage[key]
+			u.CostUSD += b.CostUSD
+			st.Usage[key] = u
+			tokens[key] += b.Tokens
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	rows.Close()
+	for key, n := range tokens {
+		u := st.Usage[key]
+		u.Tokens = int64(n)
+		st.Usage[key] = u
+	}
 	if seen > store.MaxStatsRecords {
 		st.Truncated = true
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +57,9 @@ type Options struct {
 	// MaxConns bounds the connection pool (besides one LISTEN connection
 	// per Subscribe). Default 16; a pool_max_conns URL parameter wins.
 	MaxConns int32
+
+	// commitTimeout overrides defaultCommitTimeout (tests).
+	commitTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -67,6 +71,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = 16
+	}
+	if o.commitTimeout == 0 {
+		o.commitTimeout = defaultCommitTimeout
 	}
 	return o
 }
@@ -94,6 +101,7 @@ type Store struct {
 	logger          *slog.Logger
 	signer          *audit.Signer
 	checkpointEvery int64
+	commitTimeout   time.Duration
 
 	mu     sync.RWMutex // guards closed and sending on queue (as in sqlite)
 	closed bool
@@ -110,13 +118,67 @@ func IsURL(db string) bool {
 	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
-// Redact returns the URL without its password, for logs and errors.
+// Redact returns the URL without its passwords, for logs and errors: the
+// user-info password and the values of the password and sslpassword
+// parameters (which pgx also accepts) are replaced by xxxxx. A value that
+// is not a URL is treated as a key=value connection string.
 func Redact(db string) string {
+	if !IsURL(db) {
+		return redactKeywords(db)
+	}
 	u, err := url.Parse(db)
 	if err != nil {
 		return "postgres://(unparsable URL)"
 	}
+	if u.RawQuery != "" {
+		// Pair by pair, keeping the rest as it was (';' separates too in
+		// what a mistyped URL may hold).
+		var b strings.Builder
+		rest := u.RawQuery
+		for rest != "" {
+			kv := rest
+			sep := ""
+			if i := strings.IndexAny(rest, "&;"); i >= 0 {
+				kv, sep, rest = rest[:i], rest[i:i+1], rest[i+1:]
+			} else {
+				rest = ""
+			}
+			k, _, _ := strings.Cut(kv, "=")
+			if uk, err := url.QueryUnescape(k); err == nil {
+				k = uk
+			}
+			if secretParam(k) {
+				kv = url.QueryEscape(k) + "=xxxxx"
+			}
+			b.WriteString(kv)
+			b.WriteString(sep)
+		}
+		u.RawQuery = b.String()
+	}
+	u.Fragment, u.RawFragment = "", ""
 	return u.Redacted()
+}
+
+// secretParam reports whether a connection parameter holds a secret.
+func secretParam(k string) bool {
+	k = strings.ToLower(strings.TrimSpace(k))
+	return k == "password" || k == "sslpassword"
+}
+
+// keyword matches one key=value setting of a connection string; the value
+// is bare or single-quoted with backslash escapes (libpq's syntax).
+var keyword = regexp.MustCompile(`([A-Za-z_]+)(\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s]*)`)
+
+// redactKeywords masks the password settings of a key=value connection
+// string.
+func redactKeywords(db string) string {
+	return keyword.ReplaceAllStringFunc(db, func(m string) string {
+		sub := keyword.FindStringSubmatch(m)
+		if !secretParam(sub[1]) {
+			return m
+		}
+		return sub[1] + sub[2] + "xxxxx"
+	})
 }
 
 // parseConfig parses the URL into a pool config with the settings warden
@@ -179,6 +241,7 @@ func Open(ctx context.Context, db string, logger *slog.Logger, opts ...Options) 
 		logger:          logger,
 		signer:          o.Signer,
 		checkpointEvery: int64(o.CheckpointEvery),
+		commitTimeout:   o.commitTimeout,
 		queue:           make(chan *pending, o.QueueSize),
 		writerDone:      make(chan struct{}),
 	}

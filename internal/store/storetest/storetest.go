@@ -62,6 +62,7 @@ func Run(t *testing.T, b Backend) {
 		{"Secrets", testSecrets},
 		{"Usage", testUsage},
 		{"Stats", testStats},
+		{"AwkwardJSON", testAwkwardJSON},
 		{"AuditChain", testAuditChain},
 		{"AuditRecords", testAuditRecords},
 		{"AuditSeveralStores", testAuditSeveralStores},
@@ -869,4 +870,79 @@ func testCloseWhileAppending(t *testing.T, b Backend) {
 	s2 := b.Open(t, db, Options{})
 	defer s2.Close()
 	verify(t, s2, nil, int64(total))
+}
+
+// testAwkwardJSON: valid JSON that PostgreSQL's jsonb refuses — a \u0000
+// escape (a NUL in a connector's output) and a lone surrogate — in a
+// call's result and error, in an approval call, and in audit records:
+// commits succeed, read back byte for byte, and Stats counts the records.
+func testAwkwardJSON(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s := open(t, b, Options{})
+	now := time.Now().UTC()
+	for i, result := range []string{`{"stdout":"a\u0000b"}`, `{"stdout":"a\ud800b"}`} {
+		st := newCall(fmt.Sprintf("call_awk%d", i), dispatch.StatusRunning, now)
+		if err := s.Commit(ctx, &audit.Record{Kind: audit.KindDecision, CallID: st.ID}, st); err != nil {
+			t.Fatal(err)
+		}
+		st.PrevStatus, st.Status = dispatch.StatusRunning, dispatch.StatusSucceeded
+		st.Result = json.RawMessage(result)
+		st.Error = "x\x00y\u0000z"
+		if err := s.Commit(ctx, &audit.Record{Kind: audit.KindOutcome, CallID: st.ID, Outcome: "succeeded"}, st); err != nil {
+			t.Fatalf("outcome with %s: %v", result, err)
+		}
+		got, err := s.CallState(ctx, st.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Result) != result || got.Error != st.Error || got.Status != dispatch.StatusSucceeded {
+			t.Errorf("read back result %s error %q status %s, want %s %q succeeded", got.Result, got.Error, got.Status, result, st.Error)
+		}
+		// A new call that carries one from the start.
+		st2 := newCall(fmt.Sprintf("call_awk_new%d", i), dispatch.StatusFailed, now)
+		st2.Error = "x\x00y"
+		st2.Result = json.RawMessage(result)
+		if err := s.Commit(ctx, &audit.Record{Kind: audit.KindDecision, CallID: st2.ID}, st2); err != nil {
+			t.Fatalf("new call with %s: %v", result, err)
+		}
+		if got, err := s.CallState(ctx, st2.ID); err != nil || got.Error != st2.Error || string(got.Result) != result {
+			t.Errorf("new call read back: %+v %v", got, err)
+		}
+	}
+	// An approval call whose result holds a NUL: still found by its approval.
+	ap := newCall("call_awk_apr", dispatch.StatusPending, now)
+	ap.Approval = &approval.Request{ID: "apr_awk"}
+	if err := s.Commit(ctx, &audit.Record{Kind: audit.KindDecision, CallID: ap.ID}, ap); err != nil {
+		t.Fatal(err)
+	}
+	ap.PrevStatus, ap.Status = dispatch.StatusPending, dispatch.StatusSucceeded
+	ap.Result = json.RawMessage(`{"out":"\u0000"}`)
+	if err := s.Commit(ctx, &audit.Record{Kind: audit.KindOutcome, CallID: ap.ID}, ap); err != nil {
+		t.Fatalf("approval call outcome: %v", err)
+	}
+	if got, err := s.CallByApproval(ctx, "apr_awk"); err != nil || got.ID != ap.ID || string(got.Result) != `{"out":"\u0000"}` {
+		t.Errorf("call by approval: %+v %v", got, err)
+	}
+
+	// Audit records with them, in the Stats window.
+	for _, args := range []string{`{"q":"a\u0000b"}`, `{"q":"a\udc00b"}`} {
+		if err := s.Append(ctx, &audit.Record{Kind: audit.KindDecision, Tenant: "awk", Agent: "a", Decision: string(call.Allow), Args: json.RawMessage(args)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Append(ctx, &audit.Record{Kind: audit.KindOutcome, Tenant: "awk", Agent: "a", Connector: "pay", Outcome: "succeeded",
+		Error: "x\x00y", CostUSD: 0.5, Tokens: 7}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stats(ctx, store.StatsQuery{Tenant: "awk", Since: time.Now().Add(-time.Hour), Bucket: time.Minute}, time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatalf("stats over records jsonb refuses: %v", err)
+	}
+	if st.Calls != 2 || st.Decisions["ALLOW"] != 2 || st.Connectors["pay"].Succeeded != 1 || st.Usage["awk/a"].Tokens != 7 || st.Usage["awk/a"].CostUSD != 0.5 {
+		t.Errorf("stats: %d calls %v, pay %+v, usage %+v; want 2 ALLOW, 1 succeeded, 7 tokens $0.5", st.Calls, st.Decisions, st.Connectors["pay"], st.Usage["awk/a"])
+	}
+	recs, err := s.AuditRecords(ctx, store.AuditFilter{Tenant: "awk"})
+	if err != nil || len(recs) != 3 || string(recs[0].Args) != `{"q":"a\u0000b"}` {
+		t.Errorf("records read back: %d %v", len(recs), err)
+	}
 }

@@ -189,7 +189,42 @@ func run(n, warmup int, dir string) error {
 		err := s.Ping(ctx, nil)
 		return time.Since(start), err
 	}
-	var dl, tl, rl, ldl, ltl []time.Duration
+	// The same tools/call as one raw JSON-RPC POST to /mcp (protocol
+	// 2025-11-25, no SDK on the client side): warden's MCP server side
+	// alone.
+	rawBody := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"everything__echo","arguments":{"message":"hello"}}}`)
+	rawOnce := func() (time.Duration, error) {
+		start := time.Now()
+		req, err := http.NewRequestWithContext(ctx, "POST", url+"/mcp", bytes.NewReader(rawBody))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		d := time.Since(start)
+		if err == nil && (resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("hello")) || bytes.Contains(b, []byte(`"isError":true`))) {
+			err = fmt.Errorf("raw tools/call: %s %s", resp.Status, b)
+		}
+		return d, err
+	}
+	healthOnce := func() (time.Duration, error) {
+		start := time.Now()
+		resp, err := hc.Get(url + "/healthz")
+		if err != nil {
+			return 0, err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return time.Since(start), err
+	}
+	var dl, tl, rl, wl, ldl, ltl, hl []time.Duration
 	for i := range warmup + n {
 		// Alternate, so that both paths see the same machine state.
 		d, err := callOnce(direct, "echo")
@@ -204,8 +239,12 @@ func run(n, warmup int, dir string) error {
 		if err != nil {
 			return fmt.Errorf("through warden's REST API: %w", err)
 		}
+		w, err := rawOnce()
+		if err != nil {
+			return err
+		}
 		if i >= warmup {
-			dl, tl, rl = append(dl, d), append(tl, t), append(rl, r)
+			dl, tl, rl, wl = append(dl, d), append(tl, t), append(rl, r), append(wl, w)
 		}
 		if i%4 != 0 {
 			continue
@@ -219,8 +258,12 @@ func run(n, warmup int, dir string) error {
 		if t, err = pingOnce(through); err != nil {
 			return fmt.Errorf("ping through warden: %w", err)
 		}
+		h, err := healthOnce()
+		if err != nil {
+			return fmt.Errorf("GET /healthz: %w", err)
+		}
 		if i >= warmup {
-			ldl, ltl = append(ldl, d), append(ltl, t)
+			ldl, ltl, hl = append(ldl, d), append(ltl, t), append(hl, h)
 		}
 	}
 	where := "disk (" + tmp + ")"
@@ -236,11 +279,15 @@ func run(n, warmup int, dir string) error {
 	fmt.Printf("%-34s %10s %10s %10s\n", "added by warden", pt[0]-pd[0], pt[1]-pd[1], pt[2]-pd[2])
 	pr := pct(rl)
 	fmt.Printf("%-34s %10s %10s %10s\n", "same call via REST POST /v1/calls", pr[0], pr[1], pr[2])
-	fmt.Printf("%-34s %10s %10s %10s\n", "MCP front end vs REST", pt[0]-pr[0], pt[1]-pr[1], pt[2]-pr[2])
+	pw := pct(wl)
+	fmt.Printf("%-34s %10s %10s %10s\n", "same call, raw JSON-RPC POST /mcp", pw[0], pw[1], pw[2])
+	fmt.Printf("%-34s %10s %10s %10s\n", "MCP server side vs REST", pw[0]-pr[0], pw[1]-pr[1], pw[2]-pr[2])
 	fmt.Printf("\nping (%d each): the transport floor\n", len(ldl))
 	pd, pt = pct(ldl), pct(ltl)
 	fmt.Printf("%-34s %10s %10s %10s\n", "upstream over stdio", pd[0], pd[1], pd[2])
 	fmt.Printf("%-34s %10s %10s %10s\n", "warden's /mcp over HTTP", pt[0], pt[1], pt[2])
+	ph := pct(hl)
+	fmt.Printf("%-34s %10s %10s %10s\n", "warden's GET /healthz (plain HTTP)", ph[0], ph[1], ph[2])
 	cancel()
 	return <-done
 }

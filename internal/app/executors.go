@@ -45,7 +45,7 @@ func snapshot(cfg *config.Config, sec *secret.Resolver, upstreams *mcpconn.Pool,
 				snap.Schemas[c.Name+"/"+name] = s
 			}
 		}
-		if c.Type == config.TypeMCP {
+		if c.Type == config.TypeMCP && c.MCP != nil { // without command or url: decide-only
 			ex, err := mcpconn.NewExecutor(c, upstreams, sec.Scope(c.Name, c.Credentials, credentialsTTL(c)), sec.Redactor())
 			if err != nil {
 				return nil, err

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,6 +43,7 @@ owner: test@example.com
 permissions:
   files: {read_text_file: on, list_directory: on, write_file: on, edit_file: off}
   everything: {echo: on, get-env: on, get-sum: ask}
+  remote: {echo: on}
 ---
 kind: agent
 name: other
@@ -72,6 +74,18 @@ env:
 actions:
   get-env: {type: read}
   get-sum: {type: read}
+---
+kind: connector
+name: remote
+type: mcp
+description: server-everything over Streamable HTTP
+url: %[4]s
+headers:
+  Authorization: "Bearer {credentials.api_key}"
+credentials:
+  api_key: env://WARDEN_MCP_E2E_SECRET
+actions:
+  echo: {type: read}
 ---
 kind: policy
 name: files
@@ -132,7 +146,7 @@ func mcpSetup(t *testing.T) *mcpEnv {
 	if err := os.WriteFile(filepath.Join(e.dataDir, "hello.txt"), []byte("hello from the test tree\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.cfgArgs = []any{fsBin, e.dataDir, evBin}
+	e.cfgArgs = []any{fsBin, e.dataDir, evBin, startHTTPUpstream(t, evBin)}
 	e.writeConfig(mcpConfig)
 	db := filepath.Join(dir, "warden.db")
 
@@ -289,6 +303,7 @@ func (e *mcpEnv) api(method, path, token string, body any) (int, map[string]any)
 var botTools = []string{
 	"everything__echo", "everything__get-env", "everything__get-sum",
 	"files__list_directory", "files__read_text_file", "files__write_file",
+	"remote__echo",
 }
 
 func TestMCPEndToEnd(t *testing.T) {
@@ -342,6 +357,11 @@ func TestMCPEndToEnd(t *testing.T) {
 		res, text := callTool(t, v1, "everything__echo", map[string]any{"message": "ping-42"})
 		if res.IsError || !strings.Contains(text, "ping-42") {
 			t.Errorf("echo: isError=%v text=%q", res.IsError, text)
+		}
+		// An upstream over Streamable HTTP, with a credential in its headers.
+		res, text = callTool(t, v2, "remote__echo", map[string]any{"message": "over-http"})
+		if res.IsError || !strings.Contains(text, "over-http") {
+			t.Errorf("remote echo: isError=%v text=%q", res.IsError, text)
 		}
 	})
 
@@ -462,7 +482,7 @@ func TestMCPEndToEnd(t *testing.T) {
 	t.Run("the tool list follows a config reload", func(t *testing.T) {
 		e.writeConfig(strings.Replace(mcpConfig, "everything: {echo: on, get-env: on, get-sum: ask}", "everything: {echo: on, get-sum: off}", 1))
 		e.reload <- struct{}{}
-		want := []string{"everything__echo", "files__list_directory", "files__read_text_file", "files__write_file"}
+		want := []string{"everything__echo", "files__list_directory", "files__read_text_file", "files__write_file", "remote__echo"}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			names, _ := toolNames(t, v2)
@@ -523,6 +543,9 @@ func TestMCPEndToEnd(t *testing.T) {
 			s, err := c.Connect(ctx, &sdk.CommandTransport{Command: cmd()}, &sdk.ClientSessionOptions{ProtocolVersion: version})
 			if err != nil {
 				t.Fatalf("%s: connect through warden mcp: %v", version, err)
+			}
+			if got := s.InitializeResult().ProtocolVersion; got != version {
+				t.Errorf("through warden mcp: negotiated %q, want %q", got, version)
 			}
 			names, _ := toolNames(t, s)
 			if !slices.Equal(names, botTools) {
@@ -600,6 +623,34 @@ func TestMCPEndToEnd(t *testing.T) {
 			t.Error("the denied write created the file")
 		}
 	})
+}
+
+// startHTTPUpstream runs server-everything over Streamable HTTP on a free
+// port and returns its /mcp URL once it listens.
+func startHTTPUpstream(t *testing.T, bin string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	ln.Close()
+	cmd := exec.Command(bin, "streamableHttp")
+	cmd.Env = append(os.Environ(), "PORT="+port)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return "http://" + addr + "/mcp"
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server-everything (streamableHttp) did not listen within 20s")
+		}
+	}
 }
 
 // wardenMCP returns a command factory for `warden mcp --agent agent` as

@@ -88,8 +88,9 @@ func (d *decoder) credentialTemplate(n *yaml.Node, s, what string) []credUse {
 	return uses
 }
 
-// checkMCP finishes an mcp connector: exactly one of command and url,
-// headers only with url, no http-only keys.
+// checkMCP finishes an mcp connector: at most one of command and url
+// (neither: decide-only, c.MCP stays nil), headers only with url, no
+// http-only keys.
 func (d *decoder) checkMCP(n *yaml.Node, c *Connector, k *mcpKeys, h *HTTPConnector, httpKeys []*yaml.Node) {
 	m := k.m
 	m.Timeout = h.Timeout
@@ -112,7 +113,13 @@ func (d *decoder) checkMCP(n *yaml.Node, c *Connector, k *mcpKeys, h *HTTPConnec
 	}
 	switch {
 	case m.Command == "" && m.URL == "":
-		d.errorf(n, "mcp connector %q needs either \"command\" (a stdio server) or \"url\" (a Streamable HTTP server)", c.Name)
+		// No upstream: a decide-only connector (a runtime runs its own MCP
+		// servers and asks POST /v1/decide), as every mcp connector was
+		// before warden could run them.
+		if len(m.Args) > 0 || len(m.Env) > 0 || len(m.Headers) > 0 || m.Timeout != 0 {
+			d.errorf(n, "mcp connector %q has args, env, headers or timeout but neither \"command\" (a stdio server) nor \"url\" (a Streamable HTTP server)", c.Name)
+		}
+		return
 	case m.Command != "" && m.URL != "":
 		d.errorf(n, "mcp connector %q has both \"command\" and \"url\"; give one", c.Name)
 	case m.URL != "":

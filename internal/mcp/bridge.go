@@ -29,6 +29,8 @@ const MaxFrame = 16 << 20
 const (
 	protocolVersionHeader = "Mcp-Protocol-Version"
 	sessionIDHeader       = "Mcp-Session-Id"
+	methodHeader          = "Mcp-Method"
+	nameHeader            = "Mcp-Name"
 	metaProtocolVersion   = "io.modelcontextprotocol/protocolVersion"
 )
 
@@ -99,6 +101,25 @@ func parseFrame(line []byte) (*frame, error) {
 		}
 	}
 	return &f, nil
+}
+
+// requestName is what the Mcp-Name header carries for a method that
+// names something: a tool, a prompt, a resource.
+func requestName(method string, params json.RawMessage) (string, bool) {
+	var p struct {
+		Name string `json:"name"`
+		URI  string `json:"uri"`
+	}
+	if json.Unmarshal(params, &p) != nil {
+		return "", false
+	}
+	switch method {
+	case "tools/call", "prompts/get":
+		return p.Name, true
+	case "resources/read":
+		return p.URI, true
+	}
+	return "", false
 }
 
 // metaVersion returns the protocol version a 2026-07-28 request carries
@@ -241,6 +262,14 @@ func (b *Bridge) post(ctx context.Context, f *frame, body []byte) {
 	}
 	if version != "" {
 		req.Header.Set(protocolVersionHeader, version)
+	}
+	if version >= "2026-07-28" && f.Method != "" && len(f.ID) > 0 {
+		// The standard headers of the 2026-07-28 transport, which the
+		// server checks against the body.
+		req.Header.Set(methodHeader, f.Method)
+		if name, ok := requestName(f.Method, f.Params); ok {
+			req.Header.Set(nameHeader, name)
+		}
 	}
 	if session != "" {
 		req.Header.Set(sessionIDHeader, session)

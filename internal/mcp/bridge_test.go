@@ -33,6 +33,9 @@ func TestBridge(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&f)
 		mu.Lock()
 		versions[f.Method] = r.Header.Get(protocolVersionHeader)
+		if f.Method == "tools/call" {
+			versions["tools/call headers"] = r.Header.Get(methodHeader) + " " + r.Header.Get(nameHeader)
+		}
 		mu.Unlock()
 		switch {
 		case f.Method == "initialize":
@@ -91,7 +94,7 @@ func TestBridge(t *testing.T) {
 		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}`,
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}`,
-		`{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
+		`{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"files__read","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`,
 		`not json`,
 		``,
 	}, "\n")
@@ -119,7 +122,8 @@ func TestBridge(t *testing.T) {
 		t.Errorf("a bad line: %v", got["null"])
 	}
 	mu.Lock()
-	if versions["tools/list"] != "2025-11-25" || versions["tools/call"] != "2026-07-28" || versions["initialize"] != "" {
+	if versions["tools/list"] != "2025-11-25" || versions["tools/call"] != "2026-07-28" || versions["initialize"] != "" ||
+		versions["tools/call headers"] != "tools/call files__read" {
 		t.Errorf("protocol version headers: %v", versions)
 	}
 	mu.Unlock()

@@ -21,6 +21,7 @@ import (
 // is the upstream tool of the same name.
 type Executor struct {
 	pool     *Pool
+	gen      uint64 // this executor's launch generation (Pool.generation)
 	launch   Launch
 	creds    *secret.Scope
 	redactor *secret.Redactor
@@ -45,7 +46,7 @@ func NewExecutor(c *config.Connector, pool *Pool, creds *secret.Scope, redactor 
 		l.Sandbox = c.Sandbox
 		l.Start = SandboxStart(c.Sandbox, redactor.RedactBytes)
 	}
-	e := &Executor{pool: pool, launch: l, creds: creds, redactor: redactor}
+	e := &Executor{pool: pool, gen: pool.generation(), launch: l, creds: creds, redactor: redactor}
 	for _, tmpls := range []map[string]string{m.Env, m.Headers} {
 		for _, s := range tmpls {
 			t, err := template.Parse(s)
@@ -76,7 +77,7 @@ func (e *Executor) credential(ctx context.Context, name string) (string, error) 
 // Execute calls the upstream tool named action.
 func (e *Executor) Execute(ctx context.Context, action string, args map[string]any) (*dispatch.Outcome, error) {
 	out := &dispatch.Outcome{CredentialsUsed: e.refs}
-	res, err := e.pool.Call(ctx, &e.launch, e.credential, action, args)
+	res, err := e.pool.Call(ctx, &e.launch, e.gen, e.credential, action, args)
 	if err != nil {
 		out.Failed = true
 		out.Error = agentError(err)
@@ -101,7 +102,7 @@ func (e *Executor) Execute(ctx context.Context, action string, args map[string]a
 // the descriptions and schemas of actions the config does not declare).
 // Descriptions are scrubbed like results.
 func (e *Executor) UpstreamTools(ctx context.Context) ([]*sdk.Tool, error) {
-	tools, err := e.pool.Tools(ctx, &e.launch, e.credential)
+	tools, err := e.pool.Tools(ctx, &e.launch, e.gen, e.credential)
 	if err != nil {
 		return nil, errors.New(agentError(err))
 	}

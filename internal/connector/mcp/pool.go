@@ -118,6 +118,7 @@ type Pool struct {
 
 	mu     sync.Mutex
 	ups    map[string]*upstream // by Launch.key
+	gen    uint64               // the last generation handed out
 	closed bool
 }
 
@@ -142,10 +143,21 @@ func (p *Pool) Close() error {
 	return nil
 }
 
+// generation orders launches: each executor takes one when it is built,
+// so a later config version's launch is newer than an earlier one's.
+func (p *Pool) generation() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	return p.gen
+}
+
 // acquire returns the upstream for l, counting one user; release it with
-// done. Acquiring a new launch of a connector retires the older ones: each
-// stops once its last user is done.
-func (p *Pool) acquire(l *Launch) (*upstream, error) {
+// done. A newer launch of a connector retires the older ones: each stops
+// once its last user is done. An older one (a call still running under
+// the previous config version) gets its own upstream, retired at once, so
+// that it cannot displace the newer one.
+func (p *Pool) acquire(l *Launch, gen uint64) (*upstream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -154,14 +166,27 @@ func (p *Pool) acquire(l *Launch) (*upstream, error) {
 	k := l.key()
 	u, ok := p.ups[k]
 	if !ok {
-		u = &upstream{launch: *l, log: p.log.With("connector", l.Connector)}
-		p.ups[k] = u
-		for ok2, old := range p.ups {
-			if ok2 != k && old.launch.Connector == l.Connector {
-				delete(p.ups, ok2)
-				old.retire()
+		u = &upstream{launch: *l, gen: gen, log: p.log.With("connector", l.Connector)}
+		newest := true
+		for _, other := range p.ups {
+			if other.launch.Connector == l.Connector && other.gen > gen {
+				newest = false
 			}
 		}
+		if !newest {
+			u.retired = true // stops when this call is done
+		} else {
+			p.ups[k] = u
+			for ok2, old := range p.ups {
+				if ok2 != k && old.launch.Connector == l.Connector {
+					delete(p.ups, ok2)
+					old.retire()
+				}
+			}
+		}
+	}
+	if gen > u.gen {
+		u.gen = gen // the same launch in a newer config version
 	}
 	u.users++
 	return u, nil
@@ -183,10 +208,11 @@ type upstream struct {
 	retryAt  time.Time      // no start before this (backoff)
 	tools    []*sdk.Tool
 	toolsAt  time.Time
-	// users and retired are guarded by Pool.mu; the two locks are never
-	// held together.
-	users   int  // calls in progress
-	retired bool // a newer launch replaced it: stop when users reach 0
+	// users, retired and gen are guarded by Pool.mu; the two locks are
+	// never held together.
+	gen     uint64 // the newest generation that uses this launch
+	users   int    // calls in progress
+	retired bool   // a newer launch replaced it: stop when users reach 0
 	stopped bool
 }
 
@@ -481,8 +507,8 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // Call runs one tool on l's upstream.
-func (p *Pool) Call(ctx context.Context, l *Launch, cred Credential, tool string, args map[string]any) (*sdk.CallToolResult, error) {
-	u, err := p.acquire(l)
+func (p *Pool) Call(ctx context.Context, l *Launch, gen uint64, cred Credential, tool string, args map[string]any) (*sdk.CallToolResult, error) {
+	u, err := p.acquire(l, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -508,8 +534,8 @@ func (p *Pool) Call(ctx context.Context, l *Launch, cred Credential, tool string
 }
 
 // Tools returns l's upstream's tools, cached briefly.
-func (p *Pool) Tools(ctx context.Context, l *Launch, cred Credential) ([]*sdk.Tool, error) {
-	u, err := p.acquire(l)
+func (p *Pool) Tools(ctx context.Context, l *Launch, gen uint64, cred Credential) ([]*sdk.Tool, error) {
+	u, err := p.acquire(l, gen)
 	if err != nil {
 		return nil, err
 	}

@@ -243,6 +243,14 @@ func TestPoolLifecycle(t *testing.T) {
 		t.Fatal("a changed launch reused the old process")
 	}
 	gone(t, p4)
+	// A call still made under the older config version runs, in a process
+	// of its own, and does not displace the newer upstream.
+	if p := pid(t, ex); p == p5 {
+		t.Error("an older launch's call ran in the newer launch's process")
+	}
+	if p := pid(t, changed); p != p5 {
+		t.Errorf("the older launch's call displaced the newer upstream (%d, was %d)", p, p5)
+	}
 
 	// Shutdown stops every upstream; later calls fail without starting one.
 	pool.Close()

@@ -40,7 +40,7 @@ func newExecExecutor(c *config.Connector, sec *secret.Resolver, records auditApp
 	r := sec.Redactor()
 	o := execconn.Options{Redact: r.RedactBytes}
 	if records != nil {
-		o.Audit = egressAudit(records, c, version)
+		o.Audit = egressAudit(records, c, version, r)
 	}
 	conn, err := execconn.New(c, o)
 	if err != nil {
@@ -104,8 +104,12 @@ type auditAppender interface {
 // a sandboxed command: the connector, action and config version, the
 // target in reason and args, outcome succeeded (allowed) or refused. An
 // allowed attempt whose record cannot be written is refused by the proxy.
-func egressAudit(records auditAppender, c *config.Connector, version string) func(context.Context, string, egress.Attempt) error {
+// The target is the command's to choose, so it may carry a secret: host and
+// reason are redacted (the connector has already scrubbed the call's own
+// credentials in any case; this catches every other secret too).
+func egressAudit(records auditAppender, c *config.Connector, version string, r *secret.Redactor) func(context.Context, string, egress.Attempt) error {
 	return func(ctx context.Context, action string, a egress.Attempt) error {
+		a.Host, a.Reason = r.Redact(a.Host), r.Redact(a.Reason)
 		outcome, verb := audit.OutcomeRefused, "refused"
 		if a.Allowed {
 			outcome, verb = audit.OutcomeSucceeded, "allowed"

@@ -4,7 +4,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,8 +13,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,84 +53,161 @@ func Available() error {
 	if _, err := exec.LookPath("bwrap"); err != nil {
 		return ErrNoBubblewrap
 	}
-	_, err := shimExecutable()
+	_, err := shimFile()
 	return err
 }
 
-var (
-	shimOnce     sync.Once
-	shimPathHost string
-	shimErr      error
-)
-
-// shimExecutable returns the host path of the executable to bind as the
-// shim: warden's own. When warden runs as root and the sandbox's uid
-// cannot reach that path (a test binary under a 0700 build directory), a
-// copy is made once, content-addressed, in a root-owned 0755 directory.
-func shimExecutable() (string, error) {
-	shimOnce.Do(func() { shimPathHost, shimErr = findShim() })
-	return shimPathHost, shimErr
+// shimBinary is the executable bound into the sandbox as the shim, held
+// open: bubblewrap binds it from the fd (--ro-bind-fd), resolving the fd's
+// current path and checking that what it mounted is the same file, so a
+// file planted at that path is never what runs.
+type shimBinary struct {
+	f        *os.File
+	path     string // the path bubblewrap will resolve: the file's own
+	dev, ino uint64
+	copied   bool // a private copy, in a directory of its own
 }
 
-func findShim() (string, error) {
+var (
+	shimMu  sync.Mutex
+	shimCur *shimBinary
+	// testShimCopy forces the private copy even when warden's own
+	// executable would do. Tests only.
+	testShimCopy bool
+)
+
+// shimFile returns the open executable to bind as the shim: warden's own,
+// or, when the sandbox's uid could not reach it (warden as root, a test
+// binary under a 0700 build directory) or it is not a file only root or
+// warden's user can change, a private copy. Every call re-checks that the
+// path still names the same file, owned by root or warden's euid and not
+// writable by group or others (a temp cleaner may have removed the copy's
+// directory, and anyone may have recreated its path); if not, a new copy is
+// made. The returned file stays open for the process's life.
+func shimFile() (*os.File, error) {
+	shimMu.Lock()
+	defer shimMu.Unlock()
+	if shimCur != nil && shimCur.intact() {
+		return shimCur.f, nil
+	}
+	// An earlier file is not closed: a concurrent Start may be passing it
+	// to bubblewrap this very moment. This happens only when the copy was
+	// tampered with.
+	sb, err := findShim()
+	if err != nil {
+		return nil, err
+	}
+	shimCur = sb
+	return sb.f, nil
+}
+
+// intact says whether the path still names the open file, and the file is
+// still one only root or warden's user can change.
+func (sb *shimBinary) intact() bool {
+	var st, lst unix.Stat_t
+	if unix.Fstat(int(sb.f.Fd()), &st) != nil || unix.Lstat(sb.path, &lst) != nil {
+		return false
+	}
+	return st.Dev == sb.dev && st.Ino == sb.ino && lst.Dev == sb.dev && lst.Ino == sb.ino &&
+		st.Nlink > 0 && safeOwner(&st) && (!sb.copied || st.Uid == uint32(os.Geteuid()))
+}
+
+// safeOwner: a regular file owned by root or warden's euid, writable by
+// neither group nor others.
+func safeOwner(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && (st.Uid == 0 || st.Uid == uint32(os.Geteuid())) && st.Mode&0o022 == 0
+}
+
+func findShim() (*shimBinary, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("sandbox: cannot find warden's own executable: %w", err)
+		return nil, fmt.Errorf("sandbox: cannot find warden's own executable: %w", err)
 	}
-	if exe, err = filepath.EvalSymlinks(exe); err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
-	}
-	if os.Geteuid() != 0 || reachableByOthers(exe) {
-		return exe, nil
-	}
-	f, err := os.Open(exe)
+	// /proc/self/exe is the running executable itself, whatever its path
+	// now names.
+	f, err := os.Open("/proc/self/exe")
 	if err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil && !testShimCopy && safeOwner(&st) && (os.Geteuid() != 0 || reachableByOthers(p)) {
+		sb := &shimBinary{f: f, path: p, dev: st.Dev, ino: st.Ino}
+		if sb.intact() {
+			return sb, nil
+		}
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
-	}
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("warden-shim-%x", h.Sum(nil)[:12]))
-	dst := filepath.Join(dir, shim.Name)
-	if fi, err := os.Lstat(dir); err == nil {
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 {
-			return "", fmt.Errorf("sandbox: %s exists but is not a root-owned, non-writable directory", dir)
-		}
-		if _, err := os.Stat(dst); err == nil {
-			return dst, nil
-		}
-	} else if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
-		return "", fmt.Errorf("sandbox: %w", err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".shim-*")
+	return copyShim(f)
+}
+
+// copyShim copies the executable open as src into a fresh private
+// directory: os.MkdirTemp's (0700, random name), then made 0711 through its
+// fd so the sandbox's uid can reach the file without listing the directory.
+// The file is written, made 0755 and checked through fds only: nothing is
+// ever changed by path, so no symlink can redirect it. The directory is
+// left in $TMPDIR when warden exits (one per process that needed a copy).
+func copyShim(src *os.File) (*shimBinary, error) {
+	dir, err := os.MkdirTemp("", "")
 	if err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
+		return nil, fmt.Errorf("sandbox: shim copy: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
+	fail := func(err error) (*shimBinary, error) {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("sandbox: shim copy: %w", err)
 	}
-	if _, err := io.Copy(tmp, f); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("sandbox: %w", err)
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
 	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return "", err
+	defer unix.Close(dfd)
+	var dst unix.Stat_t
+	if err := unix.Fstat(dfd, &dst); err != nil {
+		return fail(err)
 	}
-	if err := tmp.Close(); err != nil {
-		return "", err
+	if dst.Uid != uint32(os.Geteuid()) || dst.Mode&0o777 != 0o700 {
+		return fail(errors.New("the new directory is not warden's own"))
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("sandbox: %w", err)
+	wfd, err := unix.Openat(dfd, shim.Name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o700)
+	if err != nil {
+		return fail(err)
 	}
-	return dst, nil
+	w := os.NewFile(uintptr(wfd), shim.Name)
+	if _, err := io.Copy(w, io.NewSectionReader(src, 0, 1<<40)); err != nil {
+		w.Close()
+		return fail(err)
+	}
+	if err := w.Chmod(0o755); err != nil { // fchmod
+		w.Close()
+		return fail(err)
+	}
+	if err := w.Close(); err != nil {
+		return fail(err)
+	}
+	// A read-only fd: a file open for writing cannot be executed.
+	rfd, err := unix.Openat(dfd, shim.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	f := os.NewFile(uintptr(rfd), shim.Name)
+	var st unix.Stat_t
+	if err := unix.Fstat(rfd, &st); err != nil || !safeOwner(&st) || st.Uid != uint32(os.Geteuid()) {
+		f.Close()
+		return fail(errors.New("the copy is not warden's own"))
+	}
+	if err := unix.Fchmod(dfd, 0o711); err != nil {
+		f.Close()
+		return fail(err)
+	}
+	sb := &shimBinary{f: f, path: filepath.Join(dir, shim.Name), dev: st.Dev, ino: st.Ino, copied: true}
+	if !sb.intact() {
+		f.Close()
+		return fail(errors.New("the copy changed under warden"))
+	}
+	return sb, nil
 }
 
 // reachableByOthers says whether every directory above p is searchable and
@@ -243,18 +321,21 @@ func Run(ctx context.Context, spec Spec) (*Result, error) {
 
 // runner is one sandbox's lifetime: prepared, started, waited for.
 type runner struct {
-	spec    Spec
-	limits  Limits
-	cmd     *exec.Cmd
-	stdout  *capture // nil for Start (a pipe)
-	stderr  *capture
-	workDir string
-	tmpWork bool   // workDir was made for this run
-	sockDir string // holds the egress socket
-	proxy   *egress.Proxy
-	ln      net.Listener
-	files   []*os.File // closed once started
-	started *os.File   // read end of the shim's started pipe
+	spec     Spec
+	limits   Limits
+	cmd      *exec.Cmd
+	stdout   *capture // nil for Start (a pipe)
+	stderr   *capture
+	workDir  string
+	tmpWork  bool   // workDir was made for this run
+	runDir   string // private per-run directory: work dir and egress socket
+	sockDir  string // holds the egress socket
+	proxy    *egress.Proxy
+	ln       net.Listener
+	files    []*os.File   // closed once started
+	started  *os.File     // read end of the shim's started pipe
+	landlock int          // the Landlock ABI the shim applied
+	bwrapPid atomic.Int32 // bubblewrap's pid once started (the egress listener reads it)
 
 	mu     sync.Mutex
 	reason string // why warden killed it, if it did
@@ -268,13 +349,21 @@ func prepare(spec Spec) (*runner, error) {
 	if len(spec.Argv) == 0 || spec.Argv[0] == "" {
 		return nil, errors.New("sandbox: empty command")
 	}
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		return nil, ErrNoBubblewrap
+	}
+	exe, err := shimFile()
+	if err != nil {
+		return nil, err
+	}
+	return prepareWith(spec, exe)
+}
+
+// prepareWith prepares spec's run with exe as the shim's executable.
+func prepareWith(spec Spec, exe *os.File) (*runner, error) {
 	bwrap, err := exec.LookPath("bwrap")
 	if err != nil {
 		return nil, ErrNoBubblewrap
-	}
-	exe, err := shimExecutable()
-	if err != nil {
-		return nil, err
 	}
 	r := &runner{spec: spec, limits: spec.Limits.WithDefaults(), watch: make(chan struct{}), ran: make(chan bool, 1)}
 	ok := false
@@ -287,6 +376,9 @@ func prepare(spec Spec) (*runner, error) {
 		}
 	}()
 	asRoot := os.Geteuid() == 0
+	if err := r.makeRunDir(); err != nil {
+		return nil, err
+	}
 	if err := r.makeWorkDir(asRoot); err != nil {
 		return nil, err
 	}
@@ -302,11 +394,18 @@ func prepare(spec Spec) (*runner, error) {
 	}
 	r.started = startedR
 	r.files = append(r.files, startedW)
+	// Fds bubblewrap inherits: 3 the config, 4 the started pipe, 5 the
+	// shim's executable (shared by every run: never closed here).
+	extraFds := []*os.File{cfgR, startedW}
 
+	// --as-pid-1: the shim is the sandbox's pid 1 (a supervisor that
+	// reaps, non-dumpable, under the seccomp filter), not bubblewrap's own
+	// init, which would hold no filter, no rlimits and stay dumpable: the
+	// command could rewrite it through /proc/1/mem.
 	args := []string{
-		"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
+		"--unshare-user", "--unshare-pid", "--as-pid-1", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try",
 		"--die-with-parent", "--new-session", "--hostname", "sandbox",
-		"--ro-bind", exe, shimPath,
+		"--ro-bind-fd", strconv.Itoa(3 + len(extraFds)), shimPath,
 	}
 	binds := spec.Binds
 	try := false
@@ -320,11 +419,14 @@ func prepare(spec Spec) (*runner, error) {
 	}
 	args = append(args, bargs...)
 	args = append(args,
-		"--proc", "/proc", "--dev", "/dev",
+		// /dev read-only: its device files stay writable, but no file can
+		// be made in its unbounded tmpfs (/dev/shm included), Landlock or
+		// not.
+		"--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev",
 		"--size", fmt.Sprint(r.limits.Tmp), "--tmpfs", "/tmp",
 		"--bind", r.workDir, WorkMount,
 	)
-	cfg := shim.Config{Mode: shim.ModeExec, Argv: spec.Argv, Dir: spec.Dir, Rlimits: rlimits(r.limits)}
+	cfg := shim.Config{Mode: shim.ModeSupervise, Argv: spec.Argv, Dir: spec.Dir, Rlimits: rlimits(r.limits)}
 	if cfg.Dir == "" {
 		cfg.Dir = WorkMount
 	}
@@ -334,8 +436,8 @@ func prepare(spec Spec) (*runner, error) {
 			cfgW.Close()
 			return nil, err
 		}
-		args = append(args, "--bind", filepath.Join(r.sockDir, "egress.sock"), socketPath)
-		cfg.Mode, cfg.Socket, cfg.ProxyPort = shim.ModeSupervise, socketPath, ProxyPort
+		args = append(args, "--bind", filepath.Join(r.sockDir, hostSocket), socketPath)
+		cfg.Socket, cfg.ProxyPort = socketPath, ProxyPort
 		proxy := fmt.Sprintf("http://127.0.0.1:%d", ProxyPort)
 		for _, k := range []string{"HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"} {
 			env[k] = proxy
@@ -359,7 +461,7 @@ func prepare(spec Spec) (*runner, error) {
 
 	cmd := exec.Command(bwrap, args...)
 	cmd.Env = []string{} // nothing of warden's environment reaches the sandbox
-	cmd.ExtraFiles = []*os.File{cfgR, startedW}
+	cmd.ExtraFiles = append(extraFds, exe)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if asRoot {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: sandboxUID, Gid: sandboxUID, Groups: []uint32{}}
@@ -419,39 +521,156 @@ func bindArgs(paths []string, try bool) ([]string, error) {
 	return args, nil
 }
 
+// makeRunDir makes the run's private directory on the host, which holds
+// its fresh work directory and its egress socket: os.MkdirTemp's (random
+// name, 0700), made 0711 through its fd so that the sandbox's uid can reach
+// the random names inside without being able to list them.
+func (r *runner) makeRunDir() error {
+	dir, err := os.MkdirTemp("", "")
+	if err != nil {
+		return fmt.Errorf("sandbox: run directory: %w", err)
+	}
+	r.runDir = dir
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sandbox: run directory: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, 0o711); err != nil {
+		return fmt.Errorf("sandbox: run directory: %w", err)
+	}
+	return nil
+}
+
+// hostSocket is the egress socket's name on the host, in a random
+// directory: nothing in the name says what it is.
+const hostSocket = "s"
+
+// maxEgressConns bounds the connections one sandbox may have open through
+// its proxy at once, so a command cannot exhaust warden's fds.
+const maxEgressConns = 64
+
 func (r *runner) startProxy(asRoot bool) error {
-	dir, err := os.MkdirTemp("", "warden-egress-*")
+	dir, err := os.MkdirTemp(r.runDir, "")
 	if err != nil {
 		return err
 	}
 	r.sockDir = dir
-	if err := os.Chmod(dir, 0o711); err != nil {
-		return err
-	}
 	o := *r.spec.Egress
+	if o.MaxConns == 0 {
+		o.MaxConns = maxEgressConns
+	}
 	p, err := egress.New(o)
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(dir, "egress.sock")
+	sock := filepath.Join(dir, hostSocket)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		return fmt.Errorf("sandbox: egress socket: %w", err)
 	}
 	if asRoot {
-		if err := os.Chown(sock, sandboxUID, sandboxUID); err != nil {
+		// Inside the run's private directory: no one else can have
+		// replaced the name yet. Then the directory is handed over through
+		// its fd.
+		err := os.Chown(sock, sandboxUID, sandboxUID)
+		if err == nil {
+			err = chownFd(dir, sandboxUID)
+		}
+		if err != nil {
 			ln.Close()
-			return err
+			return fmt.Errorf("sandbox: egress socket: %w", err)
 		}
 	}
-	r.proxy, r.ln = p, ln
-	go func() { _ = p.Serve(ln) }()
+	r.proxy, r.ln = p, &peerListener{Listener: ln, r: r}
+	go func() { _ = p.Serve(r.ln) }()
 	return nil
+}
+
+// chownFd hands directory dir to uid through an fd opened without
+// following a symlink.
+func chownFd(dir string, uid int) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fchown(fd, uid, uid)
+}
+
+// peerListener accepts only connections from this sandbox's pid 1, the
+// supervising shim whose forwarder is the only legitimate client: another
+// process running as the sandbox's uid on the host (nobody, when warden
+// runs as root) that found the socket is turned away (SO_PEERCRED).
+type peerListener struct {
+	net.Listener
+	r   *runner
+	pid atomic.Int32 // the sandbox's pid 1, as the host sees it
+}
+
+func (l *peerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.fromSandbox(c) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+func (l *peerListener) fromSandbox(c net.Conn) bool {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || cerr != nil {
+		return false
+	}
+	pid := l.pid.Load()
+	if pid == 0 {
+		pid = int32(l.r.sandboxInit())
+		l.pid.Store(pid)
+	}
+	return pid > 0 && cred.Pid == pid
+}
+
+// sandboxInit returns the host pid of the sandbox's pid 1: bubblewrap's
+// only child (with --as-pid-1, the shim). 0 if it is not known.
+func (r *runner) sandboxInit() int {
+	bp := r.bwrapPid.Load()
+	if bp == 0 {
+		return 0
+	}
+	pid := strconv.Itoa(int(bp))
+	b, err := os.ReadFile("/proc/" + pid + "/task/" + pid + "/children")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 1 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
 }
 
 func (r *runner) start(ctx context.Context) error {
 	r.start_ = time.Now()
 	err := r.cmd.Start()
+	if err == nil {
+		r.bwrapPid.Store(int32(r.cmd.Process.Pid))
+	}
 	for _, f := range r.files {
 		f.Close()
 	}
@@ -484,6 +703,9 @@ func (r *runner) readStarted() {
 	var b [1]byte
 	n, _ := io.ReadFull(r.started, b[:])
 	r.started.Close()
+	if n == 1 {
+		r.landlock = int(b[0]) - 1 // read by wait after <-r.ran
+	}
 	r.ran <- n == 1
 }
 
@@ -541,7 +763,7 @@ func (r *runner) wait() (*Result, error) {
 		res.Stdout = r.stdout.bytes(r.spec.Redact)
 		res.Truncated = res.Truncated || r.stdout.truncated()
 	}
-	res.Landlock = shim.LandlockABI()
+	res.Landlock = r.landlock
 	if r.proxy != nil {
 		r.ln.Close()
 		r.proxy.Close()
@@ -561,6 +783,9 @@ func (r *runner) kernelReason(res *Result) string {
 		return KilledCPU
 	case 128 + int(syscall.SIGXFSZ):
 		return KilledFileSize
+	case 128 + int(syscall.SIGSYS):
+		// The seccomp filter kills a foreign-architecture syscall.
+		return KilledSeccomp
 	case 128 + int(syscall.SIGKILL):
 		// RLIMIT_CPU's hard limit is one second above the soft one.
 		if res.CPUTime >= r.limits.CPU {
@@ -589,6 +814,11 @@ func (r *runner) cleanup() {
 	if r.tmpWork && !r.spec.KeepWorkDir && r.workDir != "" {
 		os.RemoveAll(r.workDir)
 		r.workDir = ""
+	}
+	if r.runDir != "" {
+		// Empty unless the work directory is kept.
+		os.Remove(r.runDir)
+		r.runDir = ""
 	}
 }
 

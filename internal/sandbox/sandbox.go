@@ -26,7 +26,9 @@
 // Landlock, no_new_privs) are applied by an init shim: warden's own
 // executable, bound read-only at /.warden/warden-sandbox-init and
 // recognised by the init function of package shim (which this package
-// imports), which applies them and then execs the command. Any binary that
+// imports). It is the sandbox's pid 1 (bubblewrap --as-pid-1): not
+// dumpable, under the seccomp filter, it reaps orphans and runs the shim
+// again as its child, which applies them all and then execs the command. Any binary that
 // links this package (warden itself, a test binary) can therefore serve as
 // its own shim.
 //
@@ -186,6 +188,7 @@ const (
 	KilledFileSize  = "file_size" // RLIMIT_FSIZE (SIGXFSZ)
 	KilledSignal    = "signal"    // another signal from inside the sandbox
 	KilledByCaller  = "killed"    // Process.Kill
+	KilledSeccomp   = "seccomp"   // the seccomp filter killed it (SIGSYS: a foreign-architecture syscall)
 )
 
 // Result is how a sandboxed command ended.
@@ -203,8 +206,9 @@ type Result struct {
 	KillReason string
 	// CPUTime is the user plus system time of the whole tree.
 	CPUTime time.Duration
-	// Landlock is the Landlock ABI version applied inside; 0: the kernel has
-	// none, and only the namespaces, binds and seccomp filter apply.
+	// Landlock is the Landlock ABI version the shim actually applied
+	// inside; 0: none was (the kernel has none), and only the namespaces,
+	// binds and seccomp filter apply.
 	Landlock int
 	// WorkDir is the host path of a kept work directory; empty otherwise.
 	// For operators only: never show it to an agent.

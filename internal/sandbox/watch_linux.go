@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"os"
 	"strconv"
 	"strings"
@@ -12,7 +13,8 @@ import (
 // memoryPoll is how often the memory watchdog looks at the tree.
 const memoryPoll = 50 * time.Millisecond
 
-// watchMemory kills the sandbox when the anonymous resident memory of its
+// watchMemory kills the sandbox when the anonymous and shared resident
+// memory of its
 // whole process tree exceeds Limits.Memory. RLIMIT_AS bounds each process's
 // address space; this bounds what the tree actually uses, which a command
 // forking many processes each under RLIMIT_AS would otherwise multiply.
@@ -39,22 +41,18 @@ func (r *runner) watchMemory() {
 	}
 }
 
-// treeAnon sums resident minus shared pages (in bytes) over pid and its
-// descendants.
+// treeAnon sums the anonymous and shared-memory resident memory (RssAnon
+// + RssShmem of /proc/PID/status, in bytes) over pid and its descendants.
+// Shared memory counts: a MAP_SHARED anonymous mapping or a memfd is as
+// real as a private one. A page shared by several processes of the tree is
+// counted once for each, which errs on the safe side.
 func treeAnon(pid int, page int64, depth int) int64 {
 	if depth > 64 {
 		return 0
 	}
 	var sum int64
-	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm"); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) >= 3 {
-			res, _ := strconv.ParseInt(f[1], 10, 64)
-			shared, _ := strconv.ParseInt(f[2], 10, 64)
-			if res > shared {
-				sum += (res - shared) * page
-			}
-		}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status"); err == nil {
+		sum += statusKB(b, "RssAnon:") + statusKB(b, "RssShmem:")
 	}
 	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	if err != nil {
@@ -72,4 +70,23 @@ func treeAnon(pid int, page int64, depth int) int64 {
 		}
 	}
 	return sum
+}
+
+// statusKB returns the value of a "Key:   N kB" line of /proc/PID/status,
+// in bytes.
+func statusKB(b []byte, key string) int64 {
+	i := bytes.Index(b, []byte("\n"+key))
+	if i < 0 {
+		return 0
+	}
+	line := b[i+1+len(key):]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	f := strings.Fields(string(line))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(f[0], 10, 64)
+	return n << 10
 }

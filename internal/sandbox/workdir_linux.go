@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // makeWorkDir prepares the writable directory mounted at /work: the
@@ -22,7 +23,9 @@ func (r *runner) makeWorkDir(asRoot bool) error {
 		r.workDir = r.spec.WorkDir
 		return nil
 	}
-	dir, err := os.MkdirTemp("", "warden-work-*")
+	// A random name inside the run's private directory: what the
+	// sandbox's /proc/self/mountinfo shows of it is meaningless.
+	dir, err := os.MkdirTemp(r.runDir, "")
 	if err != nil {
 		return fmt.Errorf("sandbox: work directory: %w", err)
 	}
@@ -44,8 +47,9 @@ func (r *runner) makeWorkDir(asRoot bool) error {
 }
 
 // copyTree copies regular files, directories and symlinks from src into
-// dst. Symlinks are copied as links (they resolve inside the sandbox, where
-// only the binds exist); other file types are skipped.
+// dst. Nothing is followed: symlinks are copied as links (they resolve
+// inside the sandbox, where only the binds exist), files are opened with
+// O_NOFOLLOW; other file types are skipped.
 func copyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -76,12 +80,19 @@ func copyTree(src, dst string) error {
 	})
 }
 
+// copyFile copies the regular file from: opened without following a
+// symlink and checked to be a regular file through its fd, so a seed entry
+// swapped for a symlink after the walk looked at it (to /etc/shadow, say)
+// is refused rather than copied for the sandbox to read.
 func copyFile(from, to string, perm os.FileMode) error {
-	in, err := os.Open(from)
+	in, err := os.OpenFile(from, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if fi, err := in.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return fmt.Errorf("seed entry %s is no longer a regular file", from)
+	}
 	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm|0o600)
 	if err != nil {
 		return err

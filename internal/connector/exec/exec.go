@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/warden-dev/warden/internal/config"
@@ -144,6 +146,25 @@ func (c *Connector) Execute(ctx context.Context, name string, args map[string]an
 	if err := sandbox.Available(); err != nil {
 		return nil, err
 	}
+	// The credentials this call resolved, to scrub from what its egress
+	// attempts show whatever their case (the proxy lower-cases host names,
+	// which the caller's redactor would not recognise).
+	var (
+		credMu sync.Mutex
+		creds  = map[string]string{} // value → name
+	)
+	if cred != nil {
+		resolve := cred
+		cred = func(n string) (string, error) {
+			v, err := resolve(n)
+			if err == nil {
+				credMu.Lock()
+				creds[v] = n
+				credMu.Unlock()
+			}
+			return v, err
+		}
+	}
 	data := template.Data{Args: args, Credential: cred}
 	var esc template.Escaper
 	if a.shell {
@@ -176,7 +197,14 @@ func (c *Connector) Execute(ctx context.Context, name string, args map[string]an
 	}
 	spec := sandbox.Spec{Argv: argv, Env: env, Binds: c.binds, Seed: c.seed, KeepWorkDir: c.keep, Limits: a.limits, Redact: c.opts.Redact}
 	if len(c.egress) > 0 {
-		spec.Egress = &egress.Options{Allow: c.egress, Resolver: c.opts.Resolver}
+		spec.Egress = &egress.Options{Allow: c.egress, Resolver: c.opts.Resolver, Redact: func(s string) string {
+			if c.opts.Redact != nil {
+				s = string(c.opts.Redact([]byte(s)))
+			}
+			credMu.Lock()
+			defer credMu.Unlock()
+			return RedactFold(s, creds)
+		}}
 		if audit := c.opts.Audit; audit != nil {
 			spec.Egress.Audit = func(a egress.Attempt) error { return audit(ctx, name, a) }
 		}
@@ -197,6 +225,48 @@ func (c *Connector) Execute(ctx context.Context, name string, args map[string]an
 		out.Egress = append(out.Egress, Attempt{Host: e.Host, Port: e.Port, Allowed: e.Allowed, Reason: e.Reason})
 	}
 	return out, nil
+}
+
+// RedactFold replaces every occurrence of each value of secrets (value →
+// name), compared without regard to ASCII case, with [REDACTED:name].
+// Values shorter than 4 bytes are left alone, as the redactor does.
+func RedactFold(s string, secrets map[string]string) string {
+	if len(secrets) == 0 {
+		return s
+	}
+	vals := make([]string, 0, len(secrets))
+	for v := range secrets {
+		if len(v) >= 4 {
+			vals = append(vals, v)
+		}
+	}
+	// Longest first, so that a secret containing another is replaced whole.
+	sort.Slice(vals, func(i, j int) bool {
+		return len(vals[i]) > len(vals[j]) || len(vals[i]) == len(vals[j]) && vals[i] < vals[j]
+	})
+	for _, v := range vals {
+		lv := asciiLower(v)
+		for {
+			// asciiLower keeps byte offsets, so an index in the folded
+			// string is an index in s.
+			i := strings.Index(asciiLower(s), lv)
+			if i < 0 {
+				break
+			}
+			s = s[:i] + "[REDACTED:" + secrets[v] + "]" + s[i+len(v):]
+		}
+	}
+	return s
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // ShellQuote makes s one single-quoted shell word.

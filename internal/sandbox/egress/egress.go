@@ -67,6 +67,15 @@ type Options struct {
 	Audit func(Attempt) error
 	// DialTimeout bounds resolving and dialling; default 10s.
 	DialTimeout time.Duration
+	// MaxConns bounds the connections open through the proxy at once; a
+	// client beyond it gets 503 at once. 0: no bound.
+	MaxConns int
+	// Redact, when set, scrubs secrets from what an Attempt shows (Host
+	// and Reason) before Audit and Attempts see it: a command may put a
+	// secret into a host name. It is given the target as the client sent
+	// it (before host names are lower-cased) as well as lower-cased; it
+	// should match secrets regardless of case.
+	Redact func(string) string
 }
 
 // Proxy is a filtering HTTP proxy. It is safe for concurrent use.
@@ -76,6 +85,9 @@ type Proxy struct {
 	allowAddr func(netip.Addr) bool
 	audit     func(Attempt) error
 	timeout   time.Duration
+	maxConns  int
+	redact    func(string) string
+	active    int // client connections open; guarded by mu
 
 	mu       sync.Mutex
 	attempts []Attempt
@@ -86,7 +98,11 @@ type Proxy struct {
 
 // New checks o and returns a proxy; Serve starts it.
 func New(o Options) (*Proxy, error) {
-	p := &Proxy{resolver: o.Resolver, allowAddr: o.AllowAddr, audit: o.Audit, timeout: o.DialTimeout, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{resolver: o.Resolver, allowAddr: o.AllowAddr, audit: o.Audit, timeout: o.DialTimeout, maxConns: o.MaxConns,
+		redact: o.Redact, conns: map[net.Conn]struct{}{}}
+	if p.redact == nil {
+		p.redact = func(s string) string { return s }
+	}
 	var errs []error
 	for _, s := range o.Allow {
 		r, err := allowlist.ParseRule(s)
@@ -131,18 +147,42 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			}
 			return err
 		}
+		if !p.admit() {
+			writeStatus(c, http.StatusServiceUnavailable, "warden egress: too many connections at once")
+			c.Close()
+			continue
+		}
 		if !p.track(c, true) {
+			p.release()
 			c.Close()
 			continue
 		}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			defer p.release()
 			defer p.track(c, false)
 			defer c.Close()
 			p.handle(c)
 		}()
 	}
+}
+
+// admit counts a new client connection in, unless MaxConns are open.
+func (p *Proxy) admit() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.maxConns > 0 && p.active >= p.maxConns {
+		return false
+	}
+	p.active++
+	return true
+}
+
+func (p *Proxy) release() {
+	p.mu.Lock()
+	p.active--
+	p.mu.Unlock()
 }
 
 func (p *Proxy) track(c net.Conn, add bool) bool {
@@ -213,20 +253,31 @@ func (p *Proxy) handle(c net.Conn) {
 			target = net.JoinHostPort(req.URL.Hostname(), "80")
 		}
 	}
-	host, port, err := ParseTarget(target)
+	// What the attempt shows of the target is redacted before anything
+	// is made of it: before a malformed one is clipped (which could cut a
+	// secret in two), and in the client's own case as well as lower-cased.
+	host, port, err := parseTarget(target, p.redact)
 	if err != nil {
 		p.record(Attempt{Method: req.Method, Reason: err.Error()})
 		writeStatus(c, http.StatusBadRequest, err.Error())
 		return
 	}
-	a := Attempt{Method: req.Method, Host: host, Port: port}
+	shown := host
+	if raw, _, err := net.SplitHostPort(target); err == nil {
+		if r := p.redact(raw); r != raw {
+			shown = r
+		} else {
+			shown = p.redact(host)
+		}
+	}
+	a := Attempt{Method: req.Method, Host: shown, Port: port}
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
-	addrs, reason := p.check(ctx, host, port)
+	addrs, reason := p.check(ctx, host, shown, port)
 	if addrs == nil {
-		a.Reason = reason
+		a.Reason = p.redact(reason)
 		p.record(a)
-		writeStatus(c, http.StatusForbidden, "warden egress: "+reason)
+		writeStatus(c, http.StatusForbidden, "warden egress: "+a.Reason)
 		return
 	}
 	a.Allowed, a.Reason = true, "allowed"
@@ -268,8 +319,8 @@ func (p *Proxy) handle(c net.Conn) {
 }
 
 // check decides host:port and returns the addresses that may be dialled;
-// on refusal it returns nil and the reason.
-func (p *Proxy) check(ctx context.Context, host string, port int) ([]netip.Addr, string) {
+// on refusal it returns nil and the reason, which names the host as shown.
+func (p *Proxy) check(ctx context.Context, host, shown string, port int) ([]netip.Addr, string) {
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ip = ip.Unmap()
 		if !p.allowAddr(ip) {
@@ -281,18 +332,18 @@ func (p *Proxy) check(ctx context.Context, host string, port int) ([]netip.Addr,
 		return []netip.Addr{ip}, ""
 	}
 	if !p.allowed(host, port) {
-		return nil, fmt.Sprintf("host %s port %d is not an allowed egress host", host, port)
+		return nil, fmt.Sprintf("host %s port %d is not an allowed egress host", shown, port)
 	}
 	addrs, err := p.resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(addrs) == 0 {
-		return nil, "host " + host + " could not be resolved"
+		return nil, "host " + shown + " could not be resolved"
 	}
 	for i, a := range addrs {
 		addrs[i] = a.Unmap()
 		if !p.allowAddr(addrs[i]) {
 			// One bad answer refuses the name: a name that can point inside
 			// is not reached at all.
-			return nil, "host " + host + " resolves to " + addrs[i].String() + ", in a private, loopback, link-local or reserved range"
+			return nil, "host " + shown + " resolves to " + addrs[i].String() + ", in a private, loopback, link-local or reserved range"
 		}
 	}
 	return addrs, ""
@@ -324,9 +375,16 @@ func (p *Proxy) allowed(host string, port int) bool {
 // brackets) into a lower-case host and a port. It refuses anything else:
 // userinfo, paths, empty or non-numeric ports, bad host characters.
 func ParseTarget(s string) (string, int, error) {
+	return parseTarget(s, func(s string) string { return s })
+}
+
+// parseTarget is ParseTarget whose errors show the target as show makes it
+// (redacted), clipped afterwards.
+func parseTarget(s string, show func(string) string) (string, int, error) {
 	if len(s) > 300 {
 		return "", 0, errors.New("proxy target is too long")
 	}
+	clip := func(s string) string { return clip(show(s)) }
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return "", 0, fmt.Errorf("proxy target %q is not host:port", clip(s))

@@ -186,3 +186,80 @@ func TestProxy(t *testing.T) {
 		t.Fatalf("strict policy let loopback through: %q %+v", status, attempts)
 	}
 }
+
+// TestRedactedAttempts: a secret a command puts into a target, in any case
+// (host names are lower-cased), and one straddling where a malformed
+// target's message is clipped, shows neither in Audit's attempts nor in
+// the response.
+func TestRedactedAttempts(t *testing.T) {
+	const secret = "S3cretT0kenValue"
+	redact := func(s string) string {
+		// Like the exec connector's: case-insensitive for the secret.
+		i := strings.Index(strings.ToLower(s), strings.ToLower(secret))
+		if i < 0 {
+			return s
+		}
+		return s[:i] + "[REDACTED:tok]" + s[i+len(secret):]
+	}
+	var audited []Attempt
+	o := Options{Allow: []string{"*.example"}, Resolver: resolver{}, Redact: redact,
+		Audit: func(a Attempt) error { audited = append(audited, a); return nil }}
+	for _, raw := range []string{
+		"CONNECT " + secret + ".example:443 HTTP/1.1\r\n\r\n",
+		"CONNECT " + secret + ".other:443 HTTP/1.1\r\n\r\n",
+		"CONNECT " + strings.Repeat("a", 70) + secret + "/x:443 HTTP/1.1\r\n\r\n",
+		"GET http://" + secret + ".example/ HTTP/1.1\r\n\r\n",
+	} {
+		audited = nil
+		status, rest, attempts := proxyRequest(t, o, raw)
+		all := fmt.Sprintf("%s %s %+v %+v", status, rest, attempts, audited)
+		if len(audited) != 1 || len(attempts) != 1 {
+			t.Fatalf("%q: attempts %+v audited %+v", raw, attempts, audited)
+		}
+		low := strings.ToLower(all)
+		for _, part := range []string{strings.ToLower(secret), strings.ToLower(secret[:8]), strings.ToLower(secret[8:])} {
+			if strings.Contains(low, part) {
+				t.Errorf("%q leaks %q: %s", raw, part, all)
+			}
+		}
+		if !strings.Contains(all, "[REDACTED") {
+			t.Errorf("%q: no placeholder in %s", raw, all)
+		}
+	}
+}
+
+// TestMaxConns: beyond MaxConns open connections, a client gets 503 at
+// once.
+func TestMaxConns(t *testing.T) {
+	p, err := New(Options{Allow: []string{"x.test"}, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln)
+	defer func() { ln.Close(); p.Close() }()
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.Contains(line, " 503 ") {
+		t.Fatalf("third connection: %q %v", line, err)
+	}
+	if len(p.Attempts()) != 0 {
+		t.Errorf("attempts recorded: %+v", p.Attempts())
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ const Name = "warden-sandbox-init"
 // Fds the shim receives (bubblewrap passes inherited fds through).
 const (
 	FdConfig  = 3 // the shim's Config (JSON), read once
-	FdStarted = 4 // the shim writes one byte here just before it execs the command
+	FdStarted = 4 // the shim writes one byte, 1+the Landlock ABI applied, here just before it execs the command
 )
 
 // Failed is the shim's exit status when it could not set the
@@ -46,7 +47,7 @@ const Failed = 125
 // Shim modes.
 const (
 	ModeExec      = "exec"      // apply limits, exec the command
-	ModeSupervise = "supervise" // forward the proxy port, run the exec shim as a child
+	ModeSupervise = "supervise" // pid 1: reap, forward the proxy port (with Socket), run the exec shim as a child
 )
 
 // Config is what warden tells the shim, through a pipe (FdConfig).
@@ -86,6 +87,15 @@ func shimFail(format string, args ...any) {
 }
 
 func runShim() {
+	// First of all: not dumpable. A non-dumpable process's /proc/PID/mem,
+	// environ, fd/ and maps are closed to every process without
+	// CAP_SYS_PTRACE over it, the same uid included, so the command
+	// cannot read or write the supervisor (the sandbox's pid 1) through
+	// /proc even where Landlock is missing. execve resets it for the
+	// command itself, whose memory is its own business.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		shimFail("dumpable: %v", err)
+	}
 	f := os.NewFile(FdConfig, "config")
 	b, err := io.ReadAll(io.LimitReader(f, 16<<20))
 	f.Close()
@@ -122,7 +132,8 @@ func closeInherited() {
 }
 
 func execCommand(cfg Config) {
-	if _, err := applyLandlock(cfg.Landlock); err != nil {
+	ll, err := applyLandlock(cfg.Landlock)
+	if err != nil {
 		shimFail("%v", err)
 	}
 	for _, r := range cfg.Rlimits {
@@ -133,8 +144,9 @@ func execCommand(cfg Config) {
 	if err := loadSeccomp(); err != nil {
 		shimFail("%v", err)
 	}
-	// Tell warden the sandbox is set up; the fd is close-on-exec.
-	_, _ = unix.Write(FdStarted, []byte{1})
+	// Tell warden the sandbox is set up, and which Landlock ABI it
+	// applied (the byte is 1+ABI); the fd is close-on-exec.
+	_, _ = unix.Write(FdStarted, []byte{byte(1 + ll)})
 	path, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: command not found\n", cfg.Argv[0])
@@ -168,20 +180,44 @@ func lookPath(name string, env []string) (string, error) {
 	return "", errNotFound
 }
 
-// supervise runs inside the sandbox when it has egress: it listens on the
-// proxy port in the sandbox's network namespace and forwards every
-// connection to the egress socket, and runs the command through the shim
-// in exec mode as its child, with the seccomp filter on itself too. It
-// exits as the command did.
+// supervisorRlimits are the rlimits the supervisor applies to itself:
+// those that cannot break the Go runtime. RLIMIT_AS would make the
+// runtime's next mapping fail (a crash), RLIMIT_NPROC its next thread, and
+// RLIMIT_CPU would count the forwarder's copying; the command gets them all
+// (the exec shim sets them before exec).
+var supervisorRlimits = map[int]bool{unix.RLIMIT_CORE: true, unix.RLIMIT_FSIZE: true, unix.RLIMIT_NOFILE: true}
+
+// supervise is the sandbox's pid 1 (bubblewrap runs with --as-pid-1, so
+// there is no bubblewrap init holding no filter at all). It is not dumpable,
+// sets the rlimits that are safe for it and the seccomp filter on itself,
+// with egress listens on the proxy port in the sandbox's network namespace
+// and forwards every connection to the egress socket, and runs the shim in
+// exec mode as its child, which applies Landlock, every rlimit and the
+// filter and execs the command. As pid 1 it reaps every orphan, forwards
+// SIGTERM, SIGINT and SIGHUP to the command, and exits as the command did;
+// its exit takes every other process of the PID namespace with it.
 func supervise(cfg Config) {
-	ln, err := listenLoopback(cfg.ProxyPort)
-	if err != nil {
-		shimFail("egress forwarder: %v", err)
+	for _, r := range cfg.Rlimits {
+		if !supervisorRlimits[r.Resource] {
+			continue
+		}
+		if err := unix.Setrlimit(r.Resource, &unix.Rlimit{Cur: r.Cur, Max: r.Max}); err != nil {
+			shimFail("setrlimit %d: %v", r.Resource, err)
+		}
+	}
+	ln := -1
+	if cfg.Socket != "" {
+		var err error
+		if ln, err = listenLoopback(cfg.ProxyPort); err != nil {
+			shimFail("egress forwarder: %v", err)
+		}
 	}
 	if err := loadSeccomp(); err != nil {
 		shimFail("%v", err)
 	}
-	go forward(ln, cfg.Socket)
+	if ln >= 0 {
+		go forward(ln, cfg.Socket)
+	}
 	child := cfg
 	child.Mode = ModeExec
 	b, err := json.Marshal(child)
@@ -192,6 +228,8 @@ func supervise(cfg Config) {
 	if err != nil {
 		shimFail("%v", err)
 	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	// The child reads its config from FdConfig and reports on FdStarted.
 	started := os.NewFile(FdStarted, "started")
 	proc, err := os.StartProcess("/proc/self/exe", []string{Name}, &os.ProcAttr{
@@ -205,15 +243,27 @@ func supervise(cfg Config) {
 	started.Close()
 	_, _ = w.Write(b)
 	w.Close()
-	st, err := proc.Wait()
-	if err != nil {
-		shimFail("waiting for the command: %v", err)
-	}
-	ws, _ := st.Sys().(syscall.WaitStatus)
-	switch {
-	case ws.Signaled():
-		os.Exit(128 + int(ws.Signal()))
-	default:
+	go func() {
+		for s := range sigs {
+			_ = proc.Signal(s)
+		}
+	}()
+	// Reap everything: orphans of the command are re-parented to pid 1.
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			shimFail("waiting for the command: %v", err)
+		}
+		if pid != proc.Pid {
+			continue
+		}
+		if ws.Signaled() {
+			os.Exit(128 + int(ws.Signal()))
+		}
 		os.Exit(ws.ExitStatus())
 	}
 }

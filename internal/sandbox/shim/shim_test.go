@@ -39,7 +39,8 @@ func TestFilter(t *testing.T) {
 		}
 	}
 	for _, nr := range []uintptr{unix.SYS_PTRACE, unix.SYS_MOUNT, unix.SYS_UMOUNT2, unix.SYS_KEYCTL, unix.SYS_BPF,
-		unix.SYS_UNSHARE, unix.SYS_SETNS, unix.SYS_KEXEC_LOAD, unix.SYS_INIT_MODULE} {
+		unix.SYS_UNSHARE, unix.SYS_SETNS, unix.SYS_KEXEC_LOAD, unix.SYS_INIT_MODULE,
+		unix.SYS_PROCESS_VM_READV, unix.SYS_PROCESS_VM_WRITEV, unix.SYS_PIDFD_GETFD, unix.SYS_PROCESS_MADVISE, unix.SYS_KCMP} {
 		if !denied[uint32(nr)] {
 			t.Errorf("syscall %d is not denied", nr)
 		}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
@@ -50,29 +48,9 @@ func newExecExecutor(c *config.Connector, sec *secret.Resolver, records auditApp
 }
 
 func (e *execExecutor) Execute(ctx context.Context, action string, args map[string]any) (*dispatch.Outcome, error) {
-	var (
-		mu         sync.Mutex
-		used       []string // references, never values
-		failedCred string
-	)
-	resolve := func(name string) (string, error) {
-		if ref, ok := e.creds.Reference(name); ok {
-			mu.Lock()
-			if !slices.Contains(used, ref) {
-				used = append(used, ref)
-			}
-			mu.Unlock()
-		}
-		v, err := e.creds.Resolve(ctx, name)
-		if err != nil {
-			mu.Lock()
-			failedCred = name
-			mu.Unlock()
-			return "", err
-		}
-		return v.Reveal(), nil
-	}
-	res, err := e.conn.Execute(ctx, action, args, resolve)
+	creds := &credentialUse{scope: e.creds}
+	res, err := e.conn.Execute(ctx, action, args, creds.resolver(ctx))
+	used, failedCred := creds.done()
 	out := &dispatch.Outcome{CredentialsUsed: used, CredentialFailed: failedCred != ""}
 	if err != nil {
 		out.Failed = true

@@ -73,6 +73,18 @@ func snapshot(cfg *config.Config, sec *secret.Resolver, upstreams *mcpconn.Pool,
 	return snap, nil
 }
 
+// mcpUpstreams lists the pool keys of snap's mcp executors: the upstreams
+// Pool.Retain keeps once snap is live.
+func mcpUpstreams(snap *dispatch.Snapshot) []string {
+	var keys []string
+	for _, ex := range snap.Executors {
+		if m, ok := ex.(*mcpconn.Executor); ok {
+			keys = append(keys, m.Upstream())
+		}
+	}
+	return keys
+}
+
 // upstreamTransport is shared by every http connector: keep-alive
 // connections to upstreams survive across calls and config versions. The
 // standard transport keeps only 2 idle connections per host, which under
@@ -121,37 +133,9 @@ func newHTTPExecutor(c *config.Connector, sec *secret.Resolver) (*httpExecutor, 
 }
 
 func (e *httpExecutor) Execute(ctx context.Context, action string, args map[string]any) (*dispatch.Outcome, error) {
-	var (
-		mu   sync.Mutex
-		used []string // references, never values
-	)
-	var failedCred string
-	resolve := func(name string) (string, error) {
-		if ref, ok := e.creds.Reference(name); ok {
-			mu.Lock()
-			if !slices.Contains(used, ref) {
-				used = append(used, ref)
-			}
-			mu.Unlock()
-		}
-		// A failure names the reference, never a value, and fails the
-		// call: the request is not sent without its credential.
-		_, span := trace.SpanFromContext(ctx).TracerProvider().Tracer(telemetry.TracerName).Start(ctx, "warden.secret")
-		span.SetAttributes(attribute.String("warden.credential", name))
-		v, err := e.creds.Resolve(ctx, name)
-		if err != nil {
-			span.SetStatus(codes.Error, "credential could not be resolved")
-		}
-		span.End()
-		if err != nil {
-			mu.Lock()
-			failedCred = name
-			mu.Unlock()
-			return "", err
-		}
-		return v.Reveal(), nil
-	}
-	res, err := e.conn.Execute(ctx, action, args, resolve)
+	creds := &credentialUse{scope: e.creds}
+	res, err := e.conn.Execute(ctx, action, args, creds.resolver(ctx))
+	used, failedCred := creds.done()
 	out := &dispatch.Outcome{CredentialsUsed: used, CredentialFailed: failedCred != ""}
 	if err != nil {
 		out.Failed = true
@@ -176,6 +160,52 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 		out.Error = fmt.Sprintf("upstream answered %d", res.Status)
 	}
 	return out, nil
+}
+
+// credentialUse resolves one call's credentials through its connector's
+// scope, each in a warden.secret span, and remembers which references the
+// call used (for its outcome; never values) and which name failed.
+type credentialUse struct {
+	scope  *secret.Scope
+	mu     sync.Mutex
+	used   []string
+	failed string
+}
+
+// resolver is the connector's credential lookup for one call. A failure
+// names the reference, never a value, and fails the call: nothing is sent
+// or run without its credential.
+func (c *credentialUse) resolver(ctx context.Context) func(name string) (string, error) {
+	return func(name string) (string, error) {
+		if ref, ok := c.scope.Reference(name); ok {
+			c.mu.Lock()
+			if !slices.Contains(c.used, ref) {
+				c.used = append(c.used, ref)
+			}
+			c.mu.Unlock()
+		}
+		_, span := trace.SpanFromContext(ctx).TracerProvider().Tracer(telemetry.TracerName).Start(ctx, "warden.secret")
+		span.SetAttributes(attribute.String("warden.credential", name))
+		v, err := c.scope.Resolve(ctx, name)
+		if err != nil {
+			span.SetStatus(codes.Error, "credential could not be resolved")
+		}
+		span.End()
+		if err != nil {
+			c.mu.Lock()
+			c.failed = name
+			c.mu.Unlock()
+			return "", err
+		}
+		return v.Reveal(), nil
+	}
+}
+
+// done returns the references used and the credential that failed, if any.
+func (c *credentialUse) done() (used []string, failed string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used, c.failed
 }
 
 // agentError says what went wrong in the agent's terms. The full error,

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -673,3 +674,100 @@ func wardenMCP(e *mcpEnv, agent, token string) func() *exec.Cmd {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// mcpNamesConfig has connectors x and x__y, both server-everything with a
+// marker in their environment: "x__y__get-env" must run x__y's get-env.
+const mcpNamesConfig = `
+kind: agent
+name: bot
+owner: test@example.com
+permissions:
+  x: {echo: on}
+  x__y: {get-env: on}
+---
+kind: connector
+name: x
+type: mcp
+command: %[3]q
+args: [stdio]
+env:
+  WARDEN_E2E_MARK: %[5]s-x
+---
+kind: connector
+name: x__y
+type: mcp
+command: %[3]q
+args: [stdio]
+env:
+  WARDEN_E2E_MARK: %[5]s-x__y
+`
+
+// marked returns the pids of the processes whose environment holds
+// WARDEN_E2E_MARK=mark.
+func marked(mark string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err == nil && slices.Contains(strings.Split(string(env), "\x00"), "WARDEN_E2E_MARK="+mark) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestMCPNamesAndRetirement: with connectors x and x__y, the tool
+// x__y__get-env is listed and runs on x__y; once a reload removes x__y
+// from the config, its upstream process exits (it held the environment it
+// was started with) while x's keeps running.
+func TestMCPNamesAndRetirement(t *testing.T) {
+	e := mcpSetup(t)
+	mark := fmt.Sprintf("names-%d", time.Now().UnixNano())
+	e.cfgArgs = append(e.cfgArgs, mark)
+	e.writeConfig(mcpNamesConfig)
+	e.reload <- struct{}{}
+	s := e.connect(e.agent, "2025-11-25", nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		names, _ := toolNames(t, s)
+		if slices.Equal(names, []string{"x__echo", "x__y__get-env"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tools after the reload: %q, want x__echo and x__y__get-env", names)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res, text := callTool(t, s, "x__y__get-env", nil)
+	if res.IsError || !strings.Contains(text, mark+"-x__y") {
+		t.Fatalf("x__y__get-env did not run on x__y: %q", text)
+	}
+	if res, text := callTool(t, s, "x__echo", map[string]any{"message": "hi"}); res.IsError || !strings.Contains(text, "hi") {
+		t.Fatalf("x__echo: %q", text)
+	}
+	xy, x := marked(mark+"-x__y"), marked(mark+"-x")
+	if len(xy) == 0 || len(x) == 0 {
+		t.Fatalf("upstream processes: x__y %v, x %v", xy, x)
+	}
+
+	// x__y leaves the config: its upstream stops.
+	e.writeConfig(strings.Replace(strings.Split(mcpNamesConfig, "---\nkind: connector\nname: x__y")[0], "  x__y: {get-env: on}\n", "", 1))
+	e.reload <- struct{}{}
+	deadline = time.Now().Add(10 * time.Second)
+	for len(marked(mark+"-x__y")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the upstream of removed connector x__y still runs: %v", marked(mark+"-x__y"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := marked(mark + "-x"); !slices.Equal(got, x) {
+		t.Errorf("x's upstream changed across the reload (%v, was %v)", got, x)
+	}
+	if res, text := callTool(t, s, "x__echo", map[string]any{"message": "still"}); res.IsError || !strings.Contains(text, "still") {
+		t.Errorf("x__echo after the reload: %q", text)
+	}
+}

@@ -274,6 +274,7 @@ func (r *reloader) swap(cfg *config.Config, from string) error {
 	}
 	prev := r.live
 	r.d.Swap(snap)
+	r.mcp.Retain(mcpUpstreams(snap)) // upstreams of removed or changed mcp connectors stop once idle
 	r.live = cfg.Version
 	r.log.Info("config version live", "config_version", cfg.Version, "previous", prev, "from", from)
 	return nil

@@ -152,10 +152,22 @@ func (b *Bridge) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64<<10), MaxFrame)
-	for sc.Scan() {
-		line := sc.Bytes()
+	rd := bufio.NewReaderSize(in, 64<<10)
+	var err error
+	for {
+		line, tooLong, rerr := readFrame(rd, MaxFrame)
+		if rerr != nil && len(line) == 0 {
+			if rerr != io.EOF {
+				err = rerr
+			}
+			break
+		}
+		if tooLong {
+			// Refused, and the bridge goes on: the request gets its
+			// error if its id comes early enough in the frame to read.
+			b.writeError(frameID(line), codeServerError, fmt.Sprintf("message longer than %d bytes: not relayed", MaxFrame))
+			continue
+		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
@@ -197,10 +209,6 @@ func (b *Bridge) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 			b.post(rctx, f, body)
 		}()
 	}
-	err := sc.Err()
-	if errors.Is(err, bufio.ErrTooLong) {
-		err = fmt.Errorf("a message longer than %d bytes", MaxFrame)
-	}
 	// stdin closed: the client is leaving. Answers in flight get a moment.
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -213,6 +221,60 @@ func (b *Bridge) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 		<-done
 	}
 	return err
+}
+
+// idPrefix is how much of an oversized frame is kept to find its id in.
+const idPrefix = 64 << 10
+
+// readFrame reads one line (without its newline). A line longer than max
+// is read to its end and dropped: tooLong is set and line holds its first
+// idPrefix bytes. err is the reader's (io.EOF at the end), with whatever
+// came before it in line.
+func readFrame(rd *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, err := rd.ReadSlice('\n')
+		if !tooLong {
+			line = append(line, chunk...)
+			if len(bytes.TrimSuffix(line, []byte("\n"))) > max {
+				tooLong = true
+				line = line[:idPrefix:idPrefix] // max > idPrefix
+			}
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return bytes.TrimSuffix(line, []byte("\n")), tooLong, err
+	}
+}
+
+// frameID recovers the id of a frame from its first bytes: the value of
+// the top-level "id" key if it comes before the cut, else null.
+func frameID(prefix []byte) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(prefix))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return json.RawMessage("null")
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			break
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			break
+		}
+		if k == "id" {
+			var id any
+			if json.Unmarshal(v, &id) == nil {
+				switch id.(type) {
+				case string, float64:
+					return v
+				}
+			}
+			break
+		}
+	}
+	return json.RawMessage("null")
 }
 
 func (b *Bridge) done(key string, cancel context.CancelFunc) {

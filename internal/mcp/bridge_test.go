@@ -151,3 +151,46 @@ func TestBridge(t *testing.T) {
 		t.Errorf("unreachable: %s", out.String())
 	}
 }
+
+// TestBridgeOversizedFrame: a frame over MaxFrame is answered with an
+// error for its id (or null when the id cannot be found in its first
+// bytes) and the bridge goes on relaying the next ones.
+func TestBridgeOversizedFrame(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var f frame
+		_ = json.NewDecoder(r.Body).Decode(&f)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(f.ID)+`,"result":{"ok":true}}`)
+	}))
+	defer hs.Close()
+	big := strings.Repeat("A", MaxFrame)
+	in := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"a":"` + big + `"}}}` + "\n" +
+		`{"jsonrpc":"2.0","method":"tools/call","params":{"arguments":{"a":"` + big + `"}},"id":"late"}` + "\n" +
+		`{"jsonrpc":"2.0","id":8,"method":"ping"}` + "\n" +
+		`{"jsonrpc":"2.0","id":9,"method":"ping","params":{"a":"` + big + `"}}` // the last line, no newline
+	var out bytes.Buffer
+	b := &Bridge{URL: hs.URL, Token: "t"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := b.Run(ctx, strings.NewReader(in), &out); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	byID := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad line %q: %v", line, err)
+		}
+		id, _ := json.Marshal(m["id"])
+		byID[string(id)] = m
+	}
+	for _, id := range []string{`7`, `null`, `9`} {
+		e, _ := byID[id]["error"].(map[string]any)
+		if e == nil || !strings.Contains(e["message"].(string), "longer than") {
+			t.Errorf("id %s: %v, want a too-long error", id, byID[id])
+		}
+	}
+	if r, _ := byID[`8`]["result"].(map[string]any); r == nil || r["ok"] != true {
+		t.Errorf("the frame after the oversized ones was not relayed: %v", byID[`8`])
+	}
+}

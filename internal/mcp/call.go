@@ -26,10 +26,19 @@ const progressEvery = 2 * time.Second
 // reason, so that the model reads it.
 func (s *Server) callTool(ctx context.Context, p call.Principal, r *sdk.CallToolRequest) *sdk.CallToolResult {
 	snap := s.d.Snapshot()
-	connector, action, ok := ParseToolName(r.Params.Name, func(c string) bool {
-		_, ok := snap.Engine.Connector(c)
-		return ok
-	})
+	// A listed name means the action it was listed for; any other name is
+	// parsed (and then decided, refused and audited like any call).
+	var connector, action string
+	ok := false
+	for _, t := range permitted(snap, p, nil) {
+		if ToolName(t.connector, t.action) == r.Params.Name {
+			connector, action, ok = t.connector, t.action, true
+			break
+		}
+	}
+	if !ok {
+		connector, action, ok = ParseToolName(r.Params.Name, isConnector(snap))
+	}
 	if !ok {
 		// Still dispatched, so that it is decided and audited like any
 		// other call: the dispatcher refuses an unknown connector.

@@ -17,7 +17,8 @@ func TestParseToolName(t *testing.T) {
 	}{
 		{"files__read_text_file", "files", "read_text_file", true},
 		{"files__a__b", "files", "a__b", true}, // an action may hold the separator
-		{"a__b__c", "a", "b__c", true},         // leftmost known connector wins
+		{"a__b__c", "a__b", "c", true},         // the longest known connector wins
+		{"a__x__c", "a", "x__c", true},
 		{"git.hub__create_pr", "git.hub", "create_pr", true},
 		{"files__", "", "", false},
 		{"__files", "", "", false},

@@ -59,6 +59,7 @@ type Server struct {
 
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
+	skips     sync.Map // tools left out of tools/list already logged (skipped)
 }
 
 // Drain ends every approval wait, now and from now on: each answers that

@@ -21,26 +21,30 @@ import (
 // whose name holds ':' is not shown over MCP.
 const Separator = "__"
 
+// MaxToolName is the longest tool name listed (what MCP clients commonly
+// accept); a permission whose name would be longer is not listed.
+const MaxToolName = 128
+
 // ToolName is the MCP tool name of a connector's action.
 func ToolName(connector, action string) string { return connector + Separator + action }
 
 // ParseToolName splits a tool name into connector and action. A connector
-// name may itself contain the separator, so every split is tried, leftmost
-// first, and the first whose prefix isConnector accepts wins.
+// name may itself contain the separator, so every split is tried, the
+// longest known connector first: with connectors x and x__y, "x__y__t" is
+// x__y's action t. (x's action y__t would have the same name; it is not
+// listed.)
 func ParseToolName(name string, isConnector func(string) bool) (connector, action string, ok bool) {
 	if len(name) > 512 {
 		return "", "", false
 	}
-	for i := 0; i+len(Separator) <= len(name); {
-		j := strings.Index(name[i:], Separator)
-		if j < 0 {
-			break
+	for j := len(name) - len(Separator); j > 0; j-- {
+		if name[j:j+len(Separator)] != Separator {
+			continue
 		}
-		c, a := name[:i+j], name[i+j+len(Separator):]
-		if c != "" && a != "" && isConnector(c) {
+		c, a := name[:j], name[j+len(Separator):]
+		if a != "" && isConnector(c) {
 			return c, a, true
 		}
-		i += j + 1
 	}
 	return "", "", false
 }
@@ -68,11 +72,23 @@ type tool struct {
 	mode              config.Mode
 }
 
+// isConnector reports whether snap's config has a connector named c.
+func isConnector(snap *dispatch.Snapshot) func(string) bool {
+	return func(c string) bool {
+		_, ok := snap.Engine.Connector(c)
+		return ok
+	}
+}
+
 // permitted lists the tools p may see under snap: every on/ask permission
 // of a connector warden executes, sorted by name. Connectors it only
 // decides for (claude-code, types without an executor) are left out: a
-// call to them could not run.
-func permitted(snap *dispatch.Snapshot, p call.Principal) []tool {
+// call to them could not run. So is a tool whose name is longer than
+// MaxToolName, or does not parse back to its own connector and action
+// (x's action y__t when there is a connector x__y), or that another
+// permission also names: each listed name means exactly one action. skip,
+// if set, hears of each tool left out for its name.
+func permitted(snap *dispatch.Snapshot, p call.Principal, skip func(name, why string)) []tool {
 	a, ok := snap.Engine.Agent(p.Tenant, p.Agent)
 	if !ok {
 		return nil
@@ -92,14 +108,51 @@ func permitted(snap *dispatch.Snapshot, p call.Principal) []tool {
 	slices.SortFunc(out, func(x, y tool) int {
 		return strings.Compare(ToolName(x.connector, x.action), ToolName(y.connector, y.action))
 	})
+	if skip == nil {
+		skip = func(string, string) {}
+	}
+	is := isConnector(snap)
+	kept := out[:0]
+	count := map[string]int{}
+	for _, t := range out {
+		name := ToolName(t.connector, t.action)
+		if len(name) > MaxToolName {
+			skip(name, fmt.Sprintf("longer than %d characters", MaxToolName))
+			continue
+		}
+		if c, a, ok := ParseToolName(name, is); !ok || c != t.connector || a != t.action {
+			skip(name, fmt.Sprintf("the name is %s's action %s", c, a))
+			continue
+		}
+		count[name]++
+		kept = append(kept, t)
+	}
+	// A name two permissions share means neither. (Cannot happen once
+	// names parse back; kept as the last guard.)
+	out = kept[:0]
+	for _, t := range kept {
+		if name := ToolName(t.connector, t.action); count[name] > 1 {
+			skip(name, "two permissions have this name")
+			continue
+		}
+		out = append(out, t)
+	}
 	return out
+}
+
+// skipped logs, once per name and reason, a tool left out of the list.
+func (s *Server) skipped(name, why string) {
+	if _, dup := s.skips.LoadOrStore(name+"\x00"+why, true); dup {
+		return
+	}
+	s.log.Debug("mcp: a permitted tool is not shown over MCP", "tool", name, "why", why)
 }
 
 // listTools answers tools/list for p from the live snapshot.
 func (s *Server) listTools(ctx context.Context, p call.Principal) *sdk.ListToolsResult {
 	snap := s.d.Snapshot()
 	res := &sdk.ListToolsResult{Tools: []*sdk.Tool{}}
-	tools := permitted(snap, p)
+	tools := permitted(snap, p, s.skipped)
 	upstream := s.upstreams(ctx, snap, tools)
 	for _, t := range tools {
 		conn, ok := snap.Engine.Connector(t.connector)

@@ -64,6 +64,10 @@ func NewExecutor(c *config.Connector, pool *Pool, creds *secret.Scope, redactor 
 	return e, nil
 }
 
+// Upstream is the key of this executor's launch in its pool: what
+// Pool.Retain keeps.
+func (e *Executor) Upstream() string { return e.launch.Key() }
+
 // credential resolves through the connector's scope: the value is
 // registered with the redactor before the upstream ever sees it.
 func (e *Executor) credential(ctx context.Context, name string) (string, error) {

@@ -8,8 +8,15 @@
 // references, timeout), so a reload that leaves the launch alone keeps the
 // running upstream. An upstream starts on first use, is restarted with
 // backoff when it dies, is stopped when a newer launch of the same
-// connector has started and its own calls are done, and every upstream is
+// connector has started, or when the live config no longer has its launch
+// (Pool.Retain), once its own calls are done, and every upstream is
 // stopped by Pool.Close at shutdown.
+//
+// Nothing on a call's path waits for a session to close: closing one waits
+// for every call outstanding on it. A call that times out kills its stdio
+// upstream's process (which ends the other calls on it at once) and leaves
+// the session's close to a goroutine; a cancelled call just returns (the
+// SDK tells the upstream with notifications/cancelled).
 //
 // Credentials reach the upstream only through its environment or HTTP
 // headers, rendered from {credentials.NAME} templates at session start;
@@ -49,10 +56,18 @@ const DefaultTimeout = 30 * time.Second
 const toolsTTL = 30 * time.Second
 
 // Backoff bounds for restarting an upstream that failed to start or died.
+// The backoff keeps growing across restarts until a session has stayed up
+// for stableAfter or a call on it succeeded: an upstream that starts fine
+// and dies on every call is not restarted every 200 ms.
 const (
-	minBackoff = 200 * time.Millisecond
-	maxBackoff = 30 * time.Second
+	minBackoff  = 200 * time.Millisecond
+	maxBackoff  = 30 * time.Second
+	stableAfter = 10 * time.Second
 )
+
+// errTimedOut is the cause of a call's context when the launch's own
+// timeout ended it (rather than the caller cancelling or its deadline).
+var errTimedOut = errors.New("the upstream did not answer within the connector's timeout")
 
 // inheritedEnv is what a stdio upstream gets of warden's own environment:
 // enough to find and run a program, nothing that could hold a secret.
@@ -71,10 +86,14 @@ type Launch struct {
 	Timeout     time.Duration     `json:"timeout,omitempty"`
 	Sandbox     *config.Sandbox   `json:"sandbox,omitempty"` // a changed sandbox is a new upstream
 	// Start, if set, starts a stdio upstream instead of os/exec (the
-	// sandbox's seam): it returns the transport to the started process.
-	// Not part of the identity.
-	Start func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, error) `json:"-"`
+	// sandbox's seam): it returns the transport to the started process
+	// and a function that kills the process at once. Not part of the
+	// identity.
+	Start func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, func(), error) `json:"-"`
 }
+
+// Key names the upstream in the pool: what Pool.Retain takes.
+func (l *Launch) Key() string { return l.key() }
 
 // key names the upstream in the pool.
 func (l *Launch) key() string {
@@ -120,6 +139,11 @@ type Pool struct {
 	ups    map[string]*upstream // by Launch.key
 	gen    uint64               // the last generation handed out
 	closed bool
+	// kept is the set of launch keys the last Retain kept, and keptGen the
+	// generation it was called at: a launch of that generation or older
+	// that is not in kept belongs to a config version no longer live.
+	kept    map[string]bool
+	keptGen uint64
 }
 
 // NewPool returns an empty pool.
@@ -141,6 +165,32 @@ func (p *Pool) Close() error {
 		u.stop()
 	}
 	return nil
+}
+
+// Retain retires every upstream whose launch key is not in keys (the
+// launches of the config version just made live): each stops once its
+// calls in flight are done, so that a connector removed from the config
+// does not keep its process, and the credentials in its environment,
+// running until shutdown. A call still made under an older config version
+// with a launch not in keys gets a short-lived upstream of its own.
+func (p *Pool) Retain(keys []string) {
+	kept := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		kept[k] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.kept, p.keptGen = kept, p.gen
+	for k, u := range p.ups {
+		if !kept[k] {
+			delete(p.ups, k)
+			u.log.Info("mcp upstream no longer in the live config; it stops once its calls are done")
+			u.retire()
+		}
+	}
 }
 
 // generation orders launches: each executor takes one when it is built,
@@ -167,7 +217,7 @@ func (p *Pool) acquire(l *Launch, gen uint64) (*upstream, error) {
 	u, ok := p.ups[k]
 	if !ok {
 		u = &upstream{launch: *l, gen: gen, log: p.log.With("connector", l.Connector)}
-		newest := true
+		newest := p.kept == nil || gen > p.keptGen || p.kept[k] // else: a config version no longer live
 		for _, other := range p.ups {
 			if other.launch.Connector == l.Connector && other.gen > gen {
 				newest = false
@@ -201,10 +251,12 @@ type upstream struct {
 	// starts (starting is closed when a start ends).
 	mu       sync.Mutex
 	session  *sdk.ClientSession
+	kill     func()         // kills session's process at once; nil for a url upstream
+	upAt     time.Time      // when session started
 	starting chan struct{}  // non-nil while a session starts (begin)
 	begins   sync.WaitGroup // starts in progress, awaited by stop
 	lastErr  error          // why the last start failed; nil once one succeeds
-	failures int            // consecutive start failures or deaths
+	failures int            // consecutive start failures or deaths, reset once a session proves stable
 	retryAt  time.Time      // no start before this (backoff)
 	tools    []*sdk.Tool
 	toolsAt  time.Time
@@ -222,7 +274,7 @@ func (u *upstream) done(p *Pool) {
 	stop := u.retired && u.users == 0
 	p.mu.Unlock()
 	if stop {
-		u.stop()
+		go u.stop() // not on the call's path: closing waits for the process to exit
 	}
 }
 
@@ -240,7 +292,7 @@ func (u *upstream) stop() {
 	u.mu.Lock()
 	u.stopped = true
 	s := u.session
-	u.session = nil
+	u.session, u.kill = nil, nil
 	u.mu.Unlock()
 	if s != nil {
 		_ = s.Close()
@@ -248,46 +300,52 @@ func (u *upstream) stop() {
 	u.begins.Wait()
 }
 
-// kill ends the current session (a hung upstream); the next call starts a
-// new one.
-func (u *upstream) kill(s *sdk.ClientSession) {
+// hung ends a session whose upstream did not answer in time: its process
+// is killed at once (ending every call on it), and the session is closed in
+// the background, since closing waits for the calls outstanding on it. The
+// next call starts a new one.
+func (u *upstream) hung(s *sdk.ClientSession, kill func()) {
 	u.mu.Lock()
 	if u.session == s {
-		u.session = nil
+		u.session, u.kill = nil, nil
 	}
 	u.mu.Unlock()
-	_ = s.Close()
+	if kill != nil {
+		kill()
+	}
+	go s.Close()
 }
 
-// get returns a live session, starting one if needed. Concurrent callers
-// share one start, each waiting no longer than its own ctx allows.
-func (u *upstream) get(ctx context.Context, cred Credential) (*sdk.ClientSession, error) {
+// get returns a live session, and the function that kills its process,
+// starting one if needed. Concurrent callers share one start, each waiting
+// no longer than its own ctx allows.
+func (u *upstream) get(ctx context.Context, cred Credential) (*sdk.ClientSession, func(), error) {
 	for {
 		u.mu.Lock()
 		switch {
 		case u.stopped:
 			u.mu.Unlock()
-			return nil, ErrClosed
+			return nil, nil, ErrClosed
 		case u.session != nil:
-			s := u.session
+			s, kill := u.session, u.kill
 			u.mu.Unlock()
-			return s, nil
+			return s, kill, nil
 		case u.starting != nil:
 			ch := u.starting
 			u.mu.Unlock()
 			select {
 			case <-ch:
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 			u.mu.Lock()
-			s, err := u.session, u.lastErr
+			s, kill, err := u.session, u.kill, u.lastErr
 			u.mu.Unlock()
 			if s != nil {
-				return s, nil
+				return s, kill, nil
 			}
 			if err != nil {
-				return nil, err // this start failed: say why, rather than wait out its backoff
+				return nil, nil, err // this start failed: say why, rather than wait out its backoff
 			}
 			continue
 		}
@@ -297,7 +355,7 @@ func (u *upstream) get(ctx context.Context, cred Credential) (*sdk.ClientSession
 			// call can afford it, else say so.
 			u.mu.Unlock()
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+time.Second {
-				return nil, &StartError{Err: fmt.Errorf("the upstream failed recently; next start in %s", wait.Round(time.Millisecond))}
+				return nil, nil, &StartError{Err: fmt.Errorf("the upstream failed recently; next start in %s", wait.Round(time.Millisecond))}
 			}
 			t := time.NewTimer(wait)
 			select {
@@ -305,7 +363,7 @@ func (u *upstream) get(ctx context.Context, cred Credential) (*sdk.ClientSession
 				continue
 			case <-ctx.Done():
 				t.Stop()
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 		}
 		// Start in the background, bounded by the launch's own timeout,
@@ -322,7 +380,7 @@ func (u *upstream) get(ctx context.Context, cred Credential) (*sdk.ClientSession
 // failure and its backoff. Called with u.starting set.
 func (u *upstream) begin(ctx context.Context, cred Credential) {
 	defer u.begins.Done()
-	s, err := u.start(ctx, cred)
+	s, kill, err := u.start(ctx, cred)
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	close(u.starting)
@@ -332,13 +390,24 @@ func (u *upstream) begin(ctx context.Context, cred Credential) {
 		u.failed()
 		u.lastErr = err
 	case u.stopped:
-		_ = s.Close()
+		go s.Close()
 	default:
-		u.failures, u.lastErr = 0, nil
-		u.session = s
+		// failures is not reset here: an upstream that starts and then
+		// dies on every call keeps backing off (see stable).
+		u.lastErr = nil
+		u.session, u.kill, u.upAt = s, kill, time.Now()
 		u.tools = nil
 		go u.watch(s)
 	}
+}
+
+// stable resets the backoff: a call on s succeeded. Called without u.mu.
+func (u *upstream) stable(s *sdk.ClientSession) {
+	u.mu.Lock()
+	if u.session == s {
+		u.failures = 0
+	}
+	u.mu.Unlock()
 }
 
 // failed counts a failure and sets the backoff. Called with u.mu held.
@@ -362,13 +431,16 @@ func (u *upstream) lost(s *sdk.ClientSession, err error) {
 	if u.session != s {
 		return
 	}
-	u.session = nil
+	if time.Since(u.upAt) >= stableAfter {
+		u.failures = 0 // it ran for a while: start over at the shortest backoff
+	}
+	u.session, u.kill = nil, nil
 	u.failed()
 	u.log.Warn("mcp upstream ended; it restarts on the next call", "err", err, "retry_in", time.Until(u.retryAt).Round(time.Millisecond))
 }
 
 // start launches the upstream and completes the MCP handshake.
-func (u *upstream) start(ctx context.Context, cred Credential) (*sdk.ClientSession, error) {
+func (u *upstream) start(ctx context.Context, cred Credential) (*sdk.ClientSession, func(), error) {
 	l := &u.launch
 	ctx, cancel := context.WithTimeout(ctx, l.timeout())
 	defer cancel()
@@ -398,12 +470,13 @@ func (u *upstream) start(ctx context.Context, cred Credential) (*sdk.ClientSessi
 		},
 	})
 	var transport sdk.Transport
+	var kill func()
 	if l.URL != "" {
 		h := http.Header{}
 		for _, name := range sortedKeys(l.Headers) {
 			v, err := render("headers."+name, l.Headers[name])
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			h.Set(name, v)
 		}
@@ -423,30 +496,38 @@ func (u *upstream) start(ctx context.Context, cred Credential) (*sdk.ClientSessi
 		for _, name := range sortedKeys(l.Env) {
 			v, err := render("env."+name, l.Env[name])
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			env = append(env, name+"="+v)
 		}
 		if l.Start != nil {
-			t, err := l.Start(ctx, l.Command, l.Args, env)
+			t, k, err := l.Start(ctx, l.Command, l.Args, env)
 			if err != nil {
-				return nil, &StartError{Err: err}
+				return nil, nil, &StartError{Err: err}
 			}
-			transport = t
+			transport, kill = t, k
 		} else {
 			// Not CommandContext: the process outlives this call.
 			cmd := exec.Command(l.Command, l.Args...)
 			cmd.Env = env
 			cmd.Stderr = &logWriter{log: u.log}
 			transport = &sdk.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}
+			kill = func() {
+				if cmd.Process != nil { // started by Connect, before start returns
+					_ = cmd.Process.Kill()
+				}
+			}
 		}
 	}
 	s, err := client.Connect(ctx, transport, nil)
 	if err != nil {
-		return nil, &StartError{Err: err}
+		if kill != nil {
+			kill() // a process that started but failed the handshake
+		}
+		return nil, nil, &StartError{Err: err}
 	}
 	u.log.Info("mcp upstream started", "upstream", u.launch.describe())
-	return s, nil
+	return s, kill, nil
 }
 
 func (l *Launch) describe() string {
@@ -513,22 +594,26 @@ func (p *Pool) Call(ctx context.Context, l *Launch, gen uint64, cred Credential,
 		return nil, err
 	}
 	defer u.done(p)
-	ctx, cancel := context.WithTimeout(ctx, l.timeout())
+	ctx, cancel := context.WithTimeoutCause(ctx, l.timeout(), errTimedOut)
 	defer cancel()
-	s, err := u.get(ctx, cred)
+	s, kill, err := u.get(ctx, cred)
 	if err != nil {
 		return nil, err
 	}
 	res, err := s.CallTool(ctx, &sdk.CallToolParams{Name: tool, Arguments: args})
-	if errors.Is(err, sdk.ErrConnectionClosed) {
+	switch {
+	case err == nil:
+		u.stable(s)
+	case errors.Is(err, sdk.ErrConnectionClosed):
 		u.lost(s, err) // before watch notices: the next call starts a new one
-		_ = s.Close()
-	}
-	if err != nil && ctx.Err() != nil && l.URL == "" {
+		go s.Close()   // never on the call's path: Close waits for every call on s
+	case context.Cause(ctx) == errTimedOut && l.URL == "":
 		// A stdio upstream that does not answer in time may be hung:
-		// restart it rather than queue every later call behind it.
+		// kill it rather than queue every later call behind it. A call
+		// the caller cancelled (the kill switch, a client gone) leaves
+		// the shared upstream alone: the SDK has told it to stop.
 		u.log.Warn("mcp upstream did not answer in time; restarting it", "tool", tool, "timeout", l.timeout())
-		u.kill(s)
+		u.hung(s, kill)
 	}
 	return res, err
 }
@@ -549,7 +634,7 @@ func (p *Pool) Tools(ctx context.Context, l *Launch, gen uint64, cred Credential
 	u.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, l.timeout())
 	defer cancel()
-	s, err := u.get(ctx, cred)
+	s, _, err := u.get(ctx, cred)
 	if err != nil {
 		return nil, err
 	}

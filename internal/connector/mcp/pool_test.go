@@ -30,8 +30,18 @@ import (
 
 const upstreamEnv = "WARDEN_MCP_TEST_UPSTREAM"
 
+// spawnsEnv, if set, names a file each upstream process appends its pid to.
+const spawnsEnv = "WARDEN_MCP_TEST_SPAWNS"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(upstreamEnv) == "stdio" {
+		if path := os.Getenv(spawnsEnv); path != "" {
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err == nil {
+				fmt.Fprintln(f, os.Getpid())
+				f.Close()
+			}
+		}
 		if err := upstreamServer(nil).Run(context.Background(), &sdk.StdioTransport{}); err != nil {
 			fmt.Fprintln(os.Stderr, "upstream:", err)
 			os.Exit(1)

@@ -20,9 +20,10 @@ import (
 // the connector's sandbox (bubblewrap: read-only root, private work dir,
 // no network unless sb lists egress hosts, rlimits). The process lives as
 // long as its session: closing the session closes its stdin, and kills it
-// if it has not exited a moment later. redact scrubs its captured stderr.
-func SandboxStart(sb *config.Sandbox, redact func([]byte) []byte) func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, error) {
-	return func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, error) {
+// if it has not exited a moment later; the function returned with the
+// transport kills it at once. redact scrubs its captured stderr.
+func SandboxStart(sb *config.Sandbox, redact func([]byte) []byte) func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, func(), error) {
+	return func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, func(), error) {
 		vars := map[string]string{}
 		for _, kv := range env {
 			k, v, _ := strings.Cut(kv, "=")
@@ -43,9 +44,9 @@ func SandboxStart(sb *config.Sandbox, redact func([]byte) []byte) func(ctx conte
 		// session's, ended by Close below, not by ctx.
 		p, err := sandbox.Start(context.WithoutCancel(ctx), spec)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return &sdk.IOTransport{Reader: p.Stdout, Writer: &sandboxStdin{p: p}}, nil
+		return &sdk.IOTransport{Reader: p.Stdout, Writer: &sandboxStdin{p: p}}, p.Kill, nil
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/warden-dev/warden/internal/identity"
 	"github.com/warden-dev/warden/internal/limit"
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // Commit appends rec to the audit trail and saves st, in one transaction
@@ -23,19 +24,10 @@ import (
 // (dispatch.ErrConflict otherwise, and rec is not appended). The commit
 // announces call:<id> to every replica.
 func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.State) error {
-	body, err := json.Marshal(st)
+	row, err := sqlshared.NewCallRow(st)
 	if err != nil {
-		return fmt.Errorf("commit call %s: %w", st.ID, err)
+		return err
 	}
-	args := string(st.Args)
-	if args == "" {
-		args = "{}"
-	}
-	var expires any
-	if st.ExpiresAt != nil && st.Status == dispatch.StatusPending {
-		expires = st.ExpiresAt.UTC().Format(timeColumn)
-	}
-	updated := st.UpdatedAt.UTC().Format(timeColumn)
 	// approval_id is written here, not derived from body in SQL: body may
 	// hold what jsonb refuses (\u0000 in a connector's result).
 	var approvalID any
@@ -46,12 +38,12 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 		if st.PrevStatus == "" {
 			_, err := tx.Exec(ctx, `INSERT INTO calls (id, tenant, agent, status, expires_at, created_at, updated_at, args, body, approval_id)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				st.ID, st.Tenant, st.Agent, st.Status, expires, st.CreatedAt.UTC().Format(timeColumn), updated, args, string(body), approvalID)
+				st.ID, st.Tenant, st.Agent, st.Status, row.Expires, row.Created, row.Updated, row.Args, row.Body, approvalID)
 			return err
 		}
 		tag, err := tx.Exec(ctx, `UPDATE calls SET status = $1, expires_at = $2, updated_at = $3, body = $4, approval_id = $5, revision = revision + 1
 			WHERE id = $6 AND status = $7 AND revision = $8`,
-			st.Status, expires, updated, string(body), approvalID, st.ID, st.PrevStatus, st.Revision)
+			st.Status, row.Expires, row.Updated, row.Body, approvalID, st.ID, st.PrevStatus, st.Revision)
 		if err != nil {
 			return err
 		}
@@ -76,11 +68,11 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 	return nil
 }
 
-const callColumns = "body, args, revision"
+const callColumns = sqlshared.CallColumns
 
 // CallState returns a call's state, or dispatch.ErrNotFound.
 func (s *Store) CallState(ctx context.Context, id string) (*dispatch.State, error) {
-	st, err := scanCall(s.pool.QueryRow(ctx, `SELECT `+callColumns+` FROM calls WHERE id = $1`, id))
+	st, err := sqlshared.ScanCall(s.pool.QueryRow(ctx, `SELECT `+callColumns+` FROM calls WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, dispatch.ErrNotFound
 	}
@@ -109,30 +101,7 @@ func (s *Store) queryCalls(ctx context.Context, q string, args ...any) ([]*dispa
 		return nil, fmt.Errorf("query calls: %w", err)
 	}
 	defer rows.Close()
-	var out []*dispatch.State
-	for rows.Next() {
-		st, err := scanCall(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query calls: %w", err)
-		}
-		out = append(out, st)
-	}
-	return out, rows.Err()
-}
-
-func scanCall(row pgx.Row) (*dispatch.State, error) {
-	var body, args string
-	var rev int64
-	if err := row.Scan(&body, &args, &rev); err != nil {
-		return nil, err
-	}
-	var st dispatch.State
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		return nil, err
-	}
-	st.Args = json.RawMessage(args)
-	st.Revision = rev
-	return &st, nil
+	return sqlshared.ScanCalls(rows)
 }
 
 // Killed returns the kill switch entry that stops tenant/agent, or nil.
@@ -200,17 +169,7 @@ func (s *Store) KillSwitches(ctx context.Context) ([]store.KillSwitch, error) {
 		return nil, fmt.Errorf("kill switches: %w", err)
 	}
 	defer rows.Close()
-	var out []store.KillSwitch
-	for rows.Next() {
-		var k store.KillSwitch
-		var at string
-		if err := rows.Scan(&k.Tenant, &k.Agent, &k.By, &at, &k.Why); err != nil {
-			return nil, fmt.Errorf("kill switches: %w", err)
-		}
-		k.At, _ = time.Parse(time.RFC3339Nano, at)
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return sqlshared.ScanKillSwitches(rows)
 }
 
 // KilledPending returns up to limit pending calls whose agent a kill
@@ -226,31 +185,7 @@ func (s *Store) KilledPending(ctx context.Context, limit int) ([]dispatch.Killed
 		return nil, fmt.Errorf("killed pending calls: %w", err)
 	}
 	defer rows.Close()
-	var out []dispatch.KilledCall
-	seen := map[string]bool{}
-	for rows.Next() {
-		var body, args, by, at, why string
-		var rev int64
-		if err := rows.Scan(&body, &args, &rev, &by, &at, &why); err != nil {
-			return nil, fmt.Errorf("killed pending calls: %w", err)
-		}
-		var st dispatch.State
-		if err := json.Unmarshal([]byte(body), &st); err != nil {
-			return nil, fmt.Errorf("killed pending calls: %w", err)
-		}
-		st.Args, st.Revision = json.RawMessage(args), rev
-		if seen[st.ID] {
-			continue
-		}
-		seen[st.ID] = true
-		k := dispatch.Kill{By: by, Why: why}
-		k.At, _ = time.Parse(time.RFC3339Nano, at)
-		out = append(out, dispatch.KilledCall{State: &st, Kill: k})
-		if len(out) == limit {
-			break
-		}
-	}
-	return out, rows.Err()
+	return sqlshared.ScanKilledCalls(rows, limit)
 }
 
 // PendingCount returns how many calls wait for a human.

@@ -7,57 +7,21 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"path"
-	"regexp"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
+type migration = sqlshared.Migration
 
-var migrationName = regexp.MustCompile(`^([0-9]{4,})_[a-z0-9_]+\.sql$`)
-
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		m := migrationName.FindStringSubmatch(base)
-		if m == nil {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_lower_snake_name.sql", base)
-		}
-		v, err := strconv.Atoi(m[1])
-		if err != nil || v < 1 {
-			return nil, fmt.Errorf("migration %s: bad version number", base)
-		}
-		if other, ok := seen[v]; ok {
-			return nil, fmt.Errorf("migrations %s and %s have the same version %d", other, base, v)
-		}
-		seen[v] = base
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(body)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	return ms, nil
-}
+// loadMigrations reads and orders the migration files.
+func loadMigrations(fsys fs.FS) ([]migration, error) { return sqlshared.LoadMigrations(fsys) }
 
 // Migrate applies the embedded migrations the database at db lacks (with
 // dryRun, only lists them) and returns their names: `warden migrate`.
@@ -149,10 +113,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, dryRun bool, logger *slog.
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
-	if known := ms[len(ms)-1].version; newest > known {
+	if known := ms[len(ms)-1].Version; newest > known {
 		return nil, fmt.Errorf("database schema version %d is newer than this warden knows (%d): upgrade warden", newest, known)
 	}
-	if n := countPending(ms, applied); n > 0 && !dryRun {
+	if n := len(sqlshared.PendingMigrations(ms, applied)); n > 0 && !dryRun {
 		// Only the owner role can apply migrations: say so plainly to an
 		// application role (no CREATE on the schema) that finds some.
 		var canCreate bool
@@ -165,19 +129,19 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, dryRun bool, logger *slog.
 	}
 	var todo []string
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.Version] {
 			continue
 		}
-		todo = append(todo, m.name)
+		todo = append(todo, m.Name)
 		if dryRun {
 			continue
 		}
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return nil, fmt.Errorf("migration %s: %w", m.name, ownerNeeded(countPending(ms, applied), err))
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return nil, fmt.Errorf("migration %s: %w", m.Name, ownerNeeded(len(sqlshared.PendingMigrations(ms, applied)), err))
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-			m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-			return nil, fmt.Errorf("migration %s: %w", m.name, err)
+			m.Version, m.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return nil, fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	if dryRun || len(todo) == 0 {
@@ -188,17 +152,6 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, dryRun bool, logger *slog.
 	}
 	logger.Info("postgres schema migrated", "applied", todo)
 	return todo, nil
-}
-
-// countPending counts the migrations not applied yet.
-func countPending(ms []migration, applied map[int]bool) int {
-	n := 0
-	for _, m := range ms {
-		if !applied[m.version] {
-			n++
-		}
-	}
-	return n
 }
 
 var errNoCreate = errors.New("no CREATE privilege on the schema")

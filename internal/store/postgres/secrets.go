@@ -10,12 +10,13 @@ import (
 
 	"github.com/warden-dev/warden/internal/secret"
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // ErrSecretExists is returned when creating a secret that already exists.
 var ErrSecretExists = store.ErrSecretExists
 
-const secretColumns = "name, version, key_id, nonce, ciphertext, created_at, updated_at, revoked_at"
+const secretColumns = sqlshared.SecretColumns
 
 // LocalSecret returns the current row of name; an absent name is an error
 // wrapping secret.ErrNotFound.
@@ -55,27 +56,14 @@ func (s *Store) putSecret(ctx context.Context, name string, rotate bool, seal st
 		case err != nil:
 			return err
 		}
-		live := cur != nil && cur.RevokedAt == nil
-		if rotate && !live {
-			return fmt.Errorf("secret %s: %w (or revoked); create it with set", name, secret.ErrNotFound)
-		}
-		if !rotate && live {
-			return fmt.Errorf("secret %s: %w", name, ErrSecretExists)
-		}
-		now := time.Now().UTC()
-		version, created := int64(1), now
-		if cur != nil {
-			version, created = cur.Version+1, cur.CreatedAt
-		}
-		if sl, err = seal(version); err != nil {
+		if sl, err = sqlshared.SealSecret(name, cur, rotate, seal); err != nil {
 			return err
 		}
-		sl.CreatedAt, sl.UpdatedAt = created, now
 		if _, err = tx.Exec(ctx, `INSERT INTO secrets (name, version, key_id, nonce, ciphertext, created_at, updated_at, revoked_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)
 			ON CONFLICT (name) DO UPDATE SET version = excluded.version, key_id = excluded.key_id, nonce = excluded.nonce,
 				ciphertext = excluded.ciphertext, updated_at = excluded.updated_at, revoked_at = NULL`,
-			name, sl.Version, sl.KeyID, sl.Nonce, sl.Ciphertext, secretTime(created), secretTime(now)); err != nil {
+			name, sl.Version, sl.KeyID, sl.Nonce, sl.Ciphertext, secretTime(sl.CreatedAt), secretTime(sl.UpdatedAt)); err != nil {
 			return fmt.Errorf("store secret %s: %w", name, err)
 		}
 		return notify(ctx, tx, store.EventSecret)
@@ -114,16 +102,7 @@ func (s *Store) Secrets(ctx context.Context) ([]*secret.Sealed, error) {
 		return nil, fmt.Errorf("list secrets: %w", err)
 	}
 	defer rows.Close()
-	var out []*secret.Sealed
-	for rows.Next() {
-		sl, err := scanSecret(rows)
-		if err != nil {
-			return nil, err
-		}
-		sl.Nonce, sl.Ciphertext = nil, nil
-		out = append(out, sl)
-	}
-	return out, rows.Err()
+	return sqlshared.ScanSecretList(rows)
 }
 
 // RekeySecrets re-encrypts every live secret with reseal in one
@@ -173,28 +152,6 @@ func (s *Store) RekeySecrets(ctx context.Context, newKeyID string, reseal func(*
 	return n, nil
 }
 
-func scanSecret(r pgx.Row) (*secret.Sealed, error) {
-	var sl secret.Sealed
-	var created, updated string
-	var revoked *string
-	if err := r.Scan(&sl.Name, &sl.Version, &sl.KeyID, &sl.Nonce, &sl.Ciphertext, &created, &updated, &revoked); err != nil {
-		return nil, err
-	}
-	var err error
-	if sl.CreatedAt, err = time.Parse(time.RFC3339Nano, created); err != nil {
-		return nil, err
-	}
-	if sl.UpdatedAt, err = time.Parse(time.RFC3339Nano, updated); err != nil {
-		return nil, err
-	}
-	if revoked != nil {
-		t, err := time.Parse(time.RFC3339Nano, *revoked)
-		if err != nil {
-			return nil, err
-		}
-		sl.RevokedAt = &t
-	}
-	return &sl, nil
-}
+var scanSecret = sqlshared.ScanSecret
 
-func secretTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func secretTime(t time.Time) string { return sqlshared.SecretTime(t) }

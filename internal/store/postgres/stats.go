@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // Stats reads the records of the window q names and aggregates them, the
@@ -125,19 +126,8 @@ func (s *Store) Stats(ctx context.Context, q store.StatsQuery, now time.Time) (*
 		return nil, fmt.Errorf("stats: approval latency: %w", err)
 	}
 	defer lrows.Close()
-	for lrows.Next() {
-		var voted, asked string
-		if err := lrows.Scan(&voted, &asked); err != nil {
-			return nil, fmt.Errorf("stats: approval latency: %w", err)
-		}
-		v, err1 := time.Parse(timeColumn, voted)
-		a, err2 := time.Parse(timeColumn, asked)
-		if err1 == nil && err2 == nil {
-			st.ApprovalLatency = append(st.ApprovalLatency, max(v.Sub(a), 0))
-		}
-	}
-	if err := lrows.Err(); err != nil {
-		return nil, fmt.Errorf("stats: approval latency: %w", err)
+	if st.ApprovalLatency, err = sqlshared.ScanLatencies(lrows); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -96,21 +96,16 @@ func (o Options) Validate() error {
 // Store is an open PostgreSQL store, safe for concurrent use and shared
 // by any number of processes. Close it when done.
 type Store struct {
-	pool            *pgxpool.Pool
-	connConfig      *pgx.ConnConfig // for the LISTEN connections
-	logger          *slog.Logger
-	signer          *audit.Signer
-	checkpointEvery int64
-	commitTimeout   time.Duration
+	pool          *pgxpool.Pool
+	connConfig    *pgx.ConnConfig // for the LISTEN connections
+	logger        *slog.Logger
+	signer        *audit.Signer
+	commitTimeout time.Duration
 
-	mu     sync.RWMutex // guards closed and sending on queue (as in sqlite)
-	closed bool
-	queue  chan *pending
+	writer *sqlshared.Writer[pgx.Tx] // the audit writer's queue
 
-	depth      atomic.Int64
-	writerDone chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // IsURL reports whether a --db value names a PostgreSQL database.
@@ -236,16 +231,14 @@ func Open(ctx context.Context, db string, logger *slog.Logger, opts ...Options) 
 		return nil, fmt.Errorf("postgres: %s: %w", Redact(db), err)
 	}
 	s := &Store{
-		pool:            pool,
-		connConfig:      cfg.ConnConfig,
-		logger:          logger,
-		signer:          o.Signer,
-		checkpointEvery: int64(o.CheckpointEvery),
-		commitTimeout:   o.commitTimeout,
-		queue:           make(chan *pending, o.QueueSize),
-		writerDone:      make(chan struct{}),
+		pool:          pool,
+		connConfig:    cfg.ConnConfig,
+		logger:        logger,
+		signer:        o.Signer,
+		commitTimeout: o.commitTimeout,
+		writer:        sqlshared.NewWriter[pgx.Tx](logger, o.Signer, o.CheckpointEvery, o.QueueSize),
 	}
-	go s.write()
+	s.writer.Start(maxBatch, s.commit, nil)
 	logger.Info("postgres store open", "db", Redact(db), "checkpoints", o.Signer != nil)
 	return s, nil
 }
@@ -265,11 +258,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // closes the pool. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		close(s.queue)
-		s.mu.Unlock()
-		<-s.writerDone
+		s.writer.Close()
 		if err := s.finalCheckpoint(); err != nil {
 			s.logger.Error("final audit checkpoint", "err", err)
 			s.closeErr = err
@@ -313,10 +302,9 @@ func (s *Store) finalCheckpoint() error {
 }
 
 func (s *Store) insertCheckpoint(ctx context.Context, tx pgx.Tx, seq int64, hash string) error {
-	cp := s.signer.Sign(seq, hash, time.Now())
 	if _, err := tx.Exec(ctx,
 		"INSERT INTO audit_checkpoints (seq, hash, time, key_id, signature) VALUES ($1, $2, $3, $4, $5)",
-		cp.Seq, cp.Hash, cp.Time.Format(time.RFC3339Nano), cp.KeyID, cp.Signature); err != nil {
+		sqlshared.NewCheckpoint(s.signer, seq, hash)...); err != nil {
 		return fmt.Errorf("audit checkpoint at seq %d: %w", seq, err)
 	}
 	return nil

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // configLock serialises applies and rollbacks (the sqlite store gets the
@@ -178,18 +178,7 @@ func (s *Store) ConfigVersions(ctx context.Context) ([]store.ConfigVersion, erro
 		return nil, fmt.Errorf("config versions: %w", err)
 	}
 	defer rows.Close()
-	var out []store.ConfigVersion
-	for rows.Next() {
-		var cv store.ConfigVersion
-		var created string
-		if err := rows.Scan(&cv.Version, &cv.Author, &cv.Message, &created); err != nil {
-			return nil, fmt.Errorf("config versions: %w", err)
-		}
-		cv.CreatedAt, _ = time.Parse(timeColumn, created)
-		cv.Live = cv.Version == live
-		out = append(out, cv)
-	}
-	return out, rows.Err()
+	return sqlshared.ScanConfigVersions(rows, live)
 }
 
 func liveTx(ctx context.Context, q execer) (id int64, version string, err error) {
@@ -204,32 +193,14 @@ func liveTx(ctx context.Context, q execer) (id int64, version string, err error)
 }
 
 func resolveVersion(ctx context.Context, q execer, prefix string) (string, error) {
-	prefix = strings.ToLower(strings.TrimSpace(prefix))
-	if prefix == "" || strings.Trim(prefix, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("version %q: %w (want a hex hash or prefix)", prefix, store.ErrNotFound)
+	prefix, err := sqlshared.VersionPrefix(prefix)
+	if err != nil {
+		return "", err
 	}
 	rows, err := q.Query(ctx, `SELECT version FROM config_versions WHERE substr(version, 1, $1) = $2 LIMIT 2`, len(prefix), prefix)
 	if err != nil {
 		return "", fmt.Errorf("config version: %w", err)
 	}
 	defer rows.Close()
-	var found []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return "", fmt.Errorf("config version: %w", err)
-		}
-		found = append(found, v)
-	}
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("config version: %w", err)
-	}
-	switch len(found) {
-	case 0:
-		return "", fmt.Errorf("version %s: %w", prefix, store.ErrNotFound)
-	case 1:
-		return found[0], nil
-	default:
-		return "", fmt.Errorf("version %s: %w", prefix, store.ErrAmbiguous)
-	}
+	return sqlshared.OneVersion(prefix, rows)
 }

@@ -3,13 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/dispatch"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 var _ dispatch.Store = (*Store)(nil)
@@ -20,29 +20,20 @@ var _ dispatch.Store = (*Store)(nil)
 // call since st was read, e.g. a concurrent vote), fails with
 // dispatch.ErrConflict, and then rec is not appended.
 func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.State) error {
-	body, err := json.Marshal(st)
+	row, err := sqlshared.NewCallRow(st)
 	if err != nil {
-		return fmt.Errorf("commit call %s: %w", st.ID, err)
+		return err
 	}
-	args := string(st.Args)
-	if args == "" {
-		args = "{}"
-	}
-	var expires any
-	if st.ExpiresAt != nil && st.Status == dispatch.StatusPending {
-		expires = st.ExpiresAt.UTC().Format(timeColumn)
-	}
-	updated := st.UpdatedAt.UTC().Format(timeColumn)
 	apply := func(ctx context.Context, tx *sql.Tx) error {
 		if st.PrevStatus == "" {
 			_, err := tx.ExecContext(ctx, `INSERT INTO calls (id, tenant, agent, status, expires_at, created_at, updated_at, args, body)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				st.ID, st.Tenant, st.Agent, st.Status, expires, st.CreatedAt.UTC().Format(timeColumn), updated, args, string(body))
+				st.ID, st.Tenant, st.Agent, st.Status, row.Expires, row.Created, row.Updated, row.Args, row.Body)
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE calls SET status = ?, expires_at = ?, updated_at = ?, body = ?, revision = revision + 1
 			WHERE id = ? AND status = ? AND revision = ?`,
-			st.Status, expires, updated, string(body), st.ID, st.PrevStatus, st.Revision)
+			st.Status, row.Expires, row.Updated, row.Body, st.ID, st.PrevStatus, st.Revision)
 		if err != nil {
 			return err
 		}
@@ -65,7 +56,7 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 
 // CallState returns a call's state, or dispatch.ErrNotFound.
 func (s *Store) CallState(ctx context.Context, id string) (*dispatch.State, error) {
-	st, err := scanCall(s.db.QueryRowContext(ctx, `SELECT body, args, revision FROM calls WHERE id = ?`, id))
+	st, err := sqlshared.ScanCall(s.db.QueryRowContext(ctx, `SELECT body, args, revision FROM calls WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, dispatch.ErrNotFound
 	}
@@ -140,28 +131,5 @@ func (s *Store) queryCalls(ctx context.Context, q string, args ...any) ([]*dispa
 		return nil, fmt.Errorf("query calls: %w", err)
 	}
 	defer rows.Close()
-	var out []*dispatch.State
-	for rows.Next() {
-		st, err := scanCall(rows)
-		if err != nil {
-			return nil, fmt.Errorf("query calls: %w", err)
-		}
-		out = append(out, st)
-	}
-	return out, rows.Err()
-}
-
-func scanCall(row interface{ Scan(...any) error }) (*dispatch.State, error) {
-	var body, args string
-	var rev int64
-	if err := row.Scan(&body, &args, &rev); err != nil {
-		return nil, err
-	}
-	var st dispatch.State
-	if err := json.Unmarshal([]byte(body), &st); err != nil {
-		return nil, err
-	}
-	st.Args = json.RawMessage(args)
-	st.Revision = rev
-	return &st, nil
+	return sqlshared.ScanCalls(rows)
 }

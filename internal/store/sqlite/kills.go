@@ -3,9 +3,9 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/warden-dev/warden/internal/dispatch"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 var _ dispatch.KilledPendingStore = (*Store)(nil)
@@ -25,30 +25,7 @@ func (s *Store) KilledPending(ctx context.Context, limit int) ([]dispatch.Killed
 		return nil, fmt.Errorf("killed pending calls: %w", err)
 	}
 	defer rows.Close()
-	var out []dispatch.KilledCall
-	seen := map[string]bool{}
-	for rows.Next() {
-		var body, args, by, at, why string
-		var rev int64
-		if err := rows.Scan(&body, &args, &rev, &by, &at, &why); err != nil {
-			return nil, fmt.Errorf("killed pending calls: %w", err)
-		}
-		st, err := scanCall(rowValues{body, args, rev})
-		if err != nil {
-			return nil, fmt.Errorf("killed pending calls: %w", err)
-		}
-		if seen[st.ID] {
-			continue // also stopped by a later entry
-		}
-		seen[st.ID] = true
-		k := dispatch.Kill{By: by, Why: why}
-		k.At, _ = time.Parse(time.RFC3339Nano, at)
-		out = append(out, dispatch.KilledCall{State: st, Kill: k})
-		if len(out) == limit {
-			break
-		}
-	}
-	return out, rows.Err()
+	return sqlshared.ScanKilledCalls(rows, limit)
 }
 
 // PendingCount returns how many calls wait for a human (the approval
@@ -59,18 +36,4 @@ func (s *Store) PendingCount(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("pending calls: %w", err)
 	}
 	return n, nil
-}
-
-// rowValues lets scanCall read values already scanned.
-type rowValues struct {
-	body, args string
-	rev        int64
-}
-
-func (r rowValues) Scan(dst ...any) error {
-	if len(dst) != 3 {
-		return fmt.Errorf("rowValues: %d destinations", len(dst))
-	}
-	*dst[0].(*string), *dst[1].(*string), *dst[2].(*int64) = r.body, r.args, r.rev
-	return nil
 }

@@ -7,56 +7,18 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"path"
-	"regexp"
-	"slices"
-	"strconv"
 	"time"
+
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-type migration struct {
-	version int
-	name    string // file name, e.g. 0001_audit.sql
-	sql     string
-}
+type migration = sqlshared.Migration
 
-var migrationName = regexp.MustCompile(`^([0-9]{4,})_[a-z0-9_]+\.sql$`)
-
-// loadMigrations reads and orders the migration files. Version numbers must
-// be unique; gaps are allowed (two branches may each have taken a number).
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		m := migrationName.FindStringSubmatch(base)
-		if m == nil {
-			return nil, fmt.Errorf("migration %s: name must be NNNN_lower_snake_name.sql", base)
-		}
-		v, err := strconv.Atoi(m[1])
-		if err != nil || v < 1 {
-			return nil, fmt.Errorf("migration %s: bad version number", base)
-		}
-		if other, ok := seen[v]; ok {
-			return nil, fmt.Errorf("migrations %s and %s have the same version %d", other, base, v)
-		}
-		seen[v] = base
-		body, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(body)})
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
-	return ms, nil
-}
+// loadMigrations reads and orders the migration files.
+func loadMigrations(fsys fs.FS) ([]migration, error) { return sqlshared.LoadMigrations(fsys) }
 
 // migrate applies the embedded migrations the database lacks, all in one
 // transaction. The transaction begins IMMEDIATE, so when two processes open
@@ -107,24 +69,24 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, logger *sl
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if known := ms[len(ms)-1].version; newest > known {
+	if known := ms[len(ms)-1].Version; newest > known {
 		return fmt.Errorf("database schema version %d is newer than this warden knows (%d): upgrade warden", newest, known)
 	}
 
 	var done []string
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.Version] {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx,
 			"INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			m.version, m.name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			m.Version, m.Name, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
-		done = append(done, m.name)
+		done = append(done, m.Name)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
@@ -141,5 +103,5 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, logger *sl
 func upToDate(ctx context.Context, db *sql.DB, ms []migration) bool {
 	var n, newest int
 	err := db.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&n, &newest)
-	return err == nil && n == len(ms) && newest == ms[len(ms)-1].version
+	return err == nil && n == len(ms) && newest == ms[len(ms)-1].Version
 }

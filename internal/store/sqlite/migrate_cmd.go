@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // Migrate applies the embedded migrations the database at path lacks
@@ -40,12 +42,7 @@ func Migrate(ctx context.Context, path string, dryRun bool, logger *slog.Logger)
 		}
 		rows.Close()
 	} // else: no table yet, nothing applied
-	var todo []string
-	for _, m := range ms {
-		if !applied[m.version] {
-			todo = append(todo, m.name)
-		}
-	}
+	todo := sqlshared.PendingMigrations(ms, applied)
 	if dryRun || len(todo) == 0 {
 		return todo, nil
 	}

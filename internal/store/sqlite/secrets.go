@@ -9,6 +9,7 @@ import (
 
 	"github.com/warden-dev/warden/internal/secret"
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // The store keeps local:// secrets sealed; it never sees a master key or a
@@ -27,7 +28,7 @@ type SealFunc = store.SealFunc
 // LocalSecret returns the current row of name; an absent name is an error
 // wrapping secret.ErrNotFound.
 func (s *Store) LocalSecret(ctx context.Context, name string) (*secret.Sealed, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT name, version, key_id, nonce, ciphertext, created_at, updated_at, revoked_at FROM secrets WHERE name = ?`, name)
+	row := s.db.QueryRowContext(ctx, `SELECT `+sqlshared.SecretColumns+` FROM secrets WHERE name = ?`, name)
 	sl, err := scanSecret(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("local secret %s: %w", name, secret.ErrNotFound)
@@ -57,35 +58,22 @@ func (s *Store) putSecret(ctx context.Context, name string, rotate bool, seal Se
 		return nil, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	cur, err := scanSecret(tx.QueryRowContext(ctx, `SELECT name, version, key_id, nonce, ciphertext, created_at, updated_at, revoked_at FROM secrets WHERE name = ?`, name))
+	cur, err := scanSecret(tx.QueryRowContext(ctx, `SELECT `+sqlshared.SecretColumns+` FROM secrets WHERE name = ?`, name))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		cur = nil
 	case err != nil:
 		return nil, err
 	}
-	live := cur != nil && cur.RevokedAt == nil
-	if rotate && !live {
-		return nil, fmt.Errorf("secret %s: %w (or revoked); create it with set", name, secret.ErrNotFound)
-	}
-	if !rotate && live {
-		return nil, fmt.Errorf("secret %s: %w", name, ErrSecretExists)
-	}
-	now := time.Now().UTC()
-	version, created := int64(1), now
-	if cur != nil {
-		version, created = cur.Version+1, cur.CreatedAt
-	}
-	sl, err := seal(version)
+	sl, err := sqlshared.SealSecret(name, cur, rotate, seal)
 	if err != nil {
 		return nil, err
 	}
-	sl.CreatedAt, sl.UpdatedAt = created, now
 	_, err = tx.ExecContext(ctx, `INSERT INTO secrets (name, version, key_id, nonce, ciphertext, created_at, updated_at, revoked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
 		ON CONFLICT (name) DO UPDATE SET version = excluded.version, key_id = excluded.key_id, nonce = excluded.nonce,
 			ciphertext = excluded.ciphertext, updated_at = excluded.updated_at, revoked_at = NULL`,
-		name, sl.Version, sl.KeyID, sl.Nonce, sl.Ciphertext, secretTime(created), secretTime(now))
+		name, sl.Version, sl.KeyID, sl.Nonce, sl.Ciphertext, secretTime(sl.CreatedAt), secretTime(sl.UpdatedAt))
 	if err != nil {
 		return nil, fmt.Errorf("store secret %s: %w", name, err)
 	}
@@ -114,16 +102,7 @@ func (s *Store) Secrets(ctx context.Context) ([]*secret.Sealed, error) {
 		return nil, fmt.Errorf("list secrets: %w", err)
 	}
 	defer rows.Close()
-	var out []*secret.Sealed
-	for rows.Next() {
-		sl, err := scanSecret(rows)
-		if err != nil {
-			return nil, err
-		}
-		sl.Nonce, sl.Ciphertext = nil, nil
-		out = append(out, sl)
-	}
-	return out, rows.Err()
+	return sqlshared.ScanSecretList(rows)
 }
 
 // RekeySecrets re-encrypts every live secret with reseal (open under the
@@ -136,7 +115,7 @@ func (s *Store) RekeySecrets(ctx context.Context, newKeyID string, reseal func(*
 		return 0, err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	rows, err := tx.QueryContext(ctx, `SELECT name, version, key_id, nonce, ciphertext, created_at, updated_at, revoked_at FROM secrets ORDER BY name`)
+	rows, err := tx.QueryContext(ctx, `SELECT `+sqlshared.SecretColumns+` FROM secrets ORDER BY name`)
 	if err != nil {
 		return 0, err
 	}
@@ -174,28 +153,6 @@ func (s *Store) RekeySecrets(ctx context.Context, newKeyID string, reseal func(*
 	return n, tx.Commit()
 }
 
-func scanSecret(r interface{ Scan(...any) error }) (*secret.Sealed, error) {
-	var sl secret.Sealed
-	var created, updated string
-	var revoked sql.NullString
-	if err := r.Scan(&sl.Name, &sl.Version, &sl.KeyID, &sl.Nonce, &sl.Ciphertext, &created, &updated, &revoked); err != nil {
-		return nil, err
-	}
-	var err error
-	if sl.CreatedAt, err = time.Parse(time.RFC3339Nano, created); err != nil {
-		return nil, err
-	}
-	if sl.UpdatedAt, err = time.Parse(time.RFC3339Nano, updated); err != nil {
-		return nil, err
-	}
-	if revoked.Valid {
-		t, err := time.Parse(time.RFC3339Nano, revoked.String)
-		if err != nil {
-			return nil, err
-		}
-		sl.RevokedAt = &t
-	}
-	return &sl, nil
-}
+var scanSecret = sqlshared.ScanSecret
 
-func secretTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func secretTime(t time.Time) string { return sqlshared.SecretTime(t) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // Read-only views for the console's admin pages: activity statistics over
@@ -125,19 +126,8 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery, now time.Time) (*Stats,
 		return nil, fmt.Errorf("stats: approval latency: %w", err)
 	}
 	defer lrows.Close()
-	for lrows.Next() {
-		var voted, asked string
-		if err := lrows.Scan(&voted, &asked); err != nil {
-			return nil, fmt.Errorf("stats: approval latency: %w", err)
-		}
-		v, err1 := time.Parse(timeColumn, voted)
-		a, err2 := time.Parse(timeColumn, asked)
-		if err1 == nil && err2 == nil {
-			st.ApprovalLatency = append(st.ApprovalLatency, max(v.Sub(a), 0))
-		}
-	}
-	if err := lrows.Err(); err != nil {
-		return nil, fmt.Errorf("stats: approval latency: %w", err)
+	if st.ApprovalLatency, err = sqlshared.ScanLatencies(lrows); err != nil {
+		return nil, err
 	}
 	return st, nil
 }
@@ -155,17 +145,7 @@ func (s *Store) KillSwitches(ctx context.Context) ([]KillSwitch, error) {
 		return nil, fmt.Errorf("kill switches: %w", err)
 	}
 	defer rows.Close()
-	var out []KillSwitch
-	for rows.Next() {
-		var k KillSwitch
-		var at string
-		if err := rows.Scan(&k.Tenant, &k.Agent, &k.By, &at, &k.Why); err != nil {
-			return nil, fmt.Errorf("kill switches: %w", err)
-		}
-		k.At, _ = time.Parse(time.RFC3339Nano, at)
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return sqlshared.ScanKillSwitches(rows)
 }
 
 // Activation is one change of the live config version.

@@ -38,11 +38,11 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -88,22 +88,13 @@ func (o Options) Validate() error {
 // Store is an open SQLite store. It is safe for concurrent use, also by
 // several processes on the same file. Close it when done.
 type Store struct {
-	db              *sql.DB
-	logger          *slog.Logger
-	signer          *audit.Signer
-	checkpointEvery int64
+	db     *sql.DB
+	logger *slog.Logger
+	signer *audit.Signer
 
-	// mu guards closed and sending on queue: Append sends under the read
-	// lock, Close closes the queue under the write lock, so nothing is ever
-	// sent on a closed queue or left in it unanswered.
-	mu     sync.RWMutex
-	closed bool
-	queue  chan *pending
-
-	depth      atomic.Int64  // appends not yet answered
-	writerDone chan struct{} // closed when the writer goroutine has returned
-	closeOnce  sync.Once
-	closeErr   error
+	writer    *sqlshared.Writer[*sql.Tx] // the audit writer's queue
+	closeOnce sync.Once
+	closeErr  error
 
 	// unbatched serialises AppendUnbatched within this process, so that its
 	// callers queue on a mutex rather than on SQLite's busy-wait sleeps.
@@ -175,17 +166,15 @@ func open(ctx context.Context, db *sql.DB, file string, logger *slog.Logger, o O
 		return nil, fmt.Errorf("sqlite: %s: %w", file, err)
 	}
 	s := &Store{
-		db:              db,
-		logger:          logger,
-		signer:          o.Signer,
-		checkpointEvery: int64(o.CheckpointEvery),
-		queue:           make(chan *pending, o.QueueSize),
-		writerDone:      make(chan struct{}),
-		headSeq:         seq,
-		headHash:        hash,
-		file:            file,
+		db:       db,
+		logger:   logger,
+		signer:   o.Signer,
+		writer:   sqlshared.NewWriter[*sql.Tx](logger, o.Signer, o.CheckpointEvery, o.QueueSize),
+		headSeq:  seq,
+		headHash: hash,
+		file:     file,
 	}
-	go s.write()
+	s.startWriter(o.QueueSize)
 	logger.Info("sqlite store open", "path", file, "audit_seq", seq, "checkpoints", o.Signer != nil)
 	return s, nil
 }
@@ -226,11 +215,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 // fail with ErrClosed. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		close(s.queue)
-		s.mu.Unlock()
-		<-s.writerDone
+		s.writer.Close()
 		if s.withdraw != nil {
 			s.withdraw()
 		}
@@ -270,11 +255,8 @@ func (s *Store) finalCheckpoint() error {
 	if seq == 0 || seq <= last {
 		return nil
 	}
-	cp := s.signer.Sign(seq, hash, time.Now())
-	if _, err := tx.ExecContext(ctx,
-		"INSERT INTO audit_checkpoints (seq, hash, time, key_id, signature) VALUES (?, ?, ?, ?, ?)",
-		cp.Seq, cp.Hash, cp.Time.Format(time.RFC3339Nano), cp.KeyID, cp.Signature); err != nil {
-		return fmt.Errorf("sqlite: final checkpoint at seq %d: %w", seq, err)
+	if err := s.insertCheckpoint(ctx, tx, seq, hash); err != nil {
+		return fmt.Errorf("sqlite: final %w", err)
 	}
 	return tx.Commit()
 }

@@ -146,7 +146,7 @@ func TestMigrationsApplyOnce(t *testing.T) {
 	var got []migration
 	for rows.Next() {
 		var m migration
-		if err := rows.Scan(&m.version, &m.name); err != nil {
+		if err := rows.Scan(&m.Version, &m.Name); err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, m)
@@ -155,8 +155,8 @@ func TestMigrationsApplyOnce(t *testing.T) {
 		t.Fatalf("schema_migrations has %d rows, want %d", len(got), len(ms))
 	}
 	for i := range ms {
-		if got[i].version != ms[i].version || got[i].name != ms[i].name {
-			t.Errorf("row %d = %d %s, want %d %s", i, got[i].version, got[i].name, ms[i].version, ms[i].name)
+		if got[i].Version != ms[i].Version || got[i].Name != ms[i].Name {
+			t.Errorf("row %d = %d %s, want %d %s", i, got[i].Version, got[i].Name, ms[i].Version, ms[i].Name)
 		}
 	}
 }
@@ -166,7 +166,7 @@ func TestEmbeddedMigrationsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) == 0 || ms[0].version != 1 {
+	if len(ms) == 0 || ms[0].Version != 1 {
 		t.Fatalf("embedded migrations = %v, want at least 0001", ms)
 	}
 }
@@ -210,7 +210,7 @@ func TestLoadMigrations(t *testing.T) {
 			}
 			var got []string
 			for _, m := range ms {
-				got = append(got, m.name)
+				got = append(got, m.Name)
 			}
 			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
 				t.Errorf("order = %v, want %v", got, tt.want)
@@ -226,10 +226,10 @@ func TestMigrationFailureRollsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	latest := ms[len(ms)-1].version
+	latest := ms[len(ms)-1].Version
 	ms = append(ms,
-		migration{version: latest + 1, name: "good.sql", sql: "CREATE TABLE good (x INTEGER)"},
-		migration{version: latest + 2, name: "bad.sql", sql: "CREATE TABLE bad (x INTEGER); THIS IS NOT SQL"},
+		migration{Version: latest + 1, Name: "good.sql", SQL: "CREATE TABLE good (x INTEGER)"},
+		migration{Version: latest + 2, Name: "bad.sql", SQL: "CREATE TABLE bad (x INTEGER); THIS IS NOT SQL"},
 	)
 	err = applyMigrations(context.Background(), s.DB(), ms, s.logger)
 	if err == nil || !strings.Contains(err.Error(), "bad.sql") {

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // Config versions (migration 0007): config_versions keeps every applied
@@ -177,18 +177,7 @@ func (s *Store) ConfigVersions(ctx context.Context) ([]ConfigVersion, error) {
 		return nil, fmt.Errorf("config versions: %w", err)
 	}
 	defer rows.Close()
-	var out []ConfigVersion
-	for rows.Next() {
-		var cv ConfigVersion
-		var created string
-		if err := rows.Scan(&cv.Version, &cv.Author, &cv.Message, &created); err != nil {
-			return nil, fmt.Errorf("config versions: %w", err)
-		}
-		cv.CreatedAt, _ = time.Parse(timeColumn, created)
-		cv.Live = cv.Version == live
-		out = append(out, cv)
-	}
-	return out, rows.Err()
+	return sqlshared.ScanConfigVersions(rows, live)
 }
 
 type querier interface {
@@ -209,32 +198,14 @@ func liveTx(ctx context.Context, q querier) (id int64, version string, err error
 
 // resolveVersion expands a hash prefix to the one stored version it names.
 func resolveVersion(ctx context.Context, q querier, prefix string) (string, error) {
-	prefix = strings.ToLower(strings.TrimSpace(prefix))
-	if prefix == "" || strings.Trim(prefix, "0123456789abcdef") != "" {
-		return "", fmt.Errorf("version %q: %w (want a hex hash or prefix)", prefix, ErrNotFound)
+	prefix, err := sqlshared.VersionPrefix(prefix)
+	if err != nil {
+		return "", err
 	}
 	rows, err := q.QueryContext(ctx, `SELECT version FROM config_versions WHERE substr(version, 1, ?) = ? LIMIT 2`, len(prefix), prefix)
 	if err != nil {
 		return "", fmt.Errorf("config version: %w", err)
 	}
 	defer rows.Close()
-	var found []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return "", fmt.Errorf("config version: %w", err)
-		}
-		found = append(found, v)
-	}
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("config version: %w", err)
-	}
-	switch len(found) {
-	case 0:
-		return "", fmt.Errorf("version %s: %w", prefix, ErrNotFound)
-	case 1:
-		return found[0], nil
-	default:
-		return "", fmt.Errorf("version %s: %w", prefix, ErrAmbiguous)
-	}
+	return sqlshared.OneVersion(prefix, rows)
 }

@@ -142,7 +142,189 @@ func (s *Store) committed(pid uint32, r *audit.Record) (bool, error) {
 // transaction ends, so batches of every replica form one chain), it reads
 // the head, seals and inserts each record after its state change, adds
 // checkpoints, sends the events, and commits.
+//
+// A batch whose state changes are all single statements (sqlshared.Stmt:
+// a call's commit, a plain append has none) is pipelined, see
+// insertPipelined; if that cannot finish it as the record-by-record path
+// would, or a record needs its apply function, the batch goes record by
+// record (insertEach), each state change in a savepoint.
 func (s *Store) insert(ctx context.Context, ps []*pending) (written []*pending, err error) {
+	pipelined := true
+	for _, p := range ps {
+		if p.Apply != nil && p.Stmt == nil {
+			pipelined = false
+			break
+		}
+	}
+	if pipelined {
+		written, done, err := s.insertPipelined(ctx, ps)
+		if done {
+			s.pipelined.Add(1)
+			return written, err
+		}
+		s.fallbacks.Add(1)
+		s.logger.Debug("audit append: pipelined batch undone; writing it record by record", "records", len(ps), "err", err)
+	}
+	return s.insertEach(ctx, ps)
+}
+
+// insertPipelined writes the batch ps in one transaction with two round
+// trips besides BEGIN and COMMIT, whatever its size: one pipeline takes
+// the audit lock, reads the head and the last checkpoint and runs every
+// record's state change (in order, so two records changing one call do
+// as they would one after the other; a conditional change that matches no
+// row refuses its record, with no savepoint needed since nothing changed);
+// the records that remain are sealed in order, and a second pipeline
+// inserts them with their checkpoints and sends the events; then COMMIT.
+//
+// done is false if nothing was committed nor answered and the batch must
+// go record by record: a state change failed (which aborts the whole
+// transaction: the other path makes it fail alone) or a changed record
+// could not be sealed (the other path undoes its change). Otherwise it
+// answers the refused records itself and returns the others as insert.
+func (s *Store) insertPipelined(ctx context.Context, ps []*pending) (written []*pending, done bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return ps, true, fmt.Errorf("audit append: begin: %w", err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
+
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_xact_lock($1)", auditLock)
+	b.Queue("SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1")
+	if s.signer != nil {
+		b.Queue("SELECT COALESCE(MAX(seq), 0) FROM audit_checkpoints")
+	}
+	for _, p := range ps {
+		if p.Stmt != nil {
+			b.Queue(p.Stmt.SQL, p.Stmt.Args...)
+		}
+	}
+	// Any error in this pipeline may be one record's (a statement that
+	// cannot even be sent fails the pipeline from its start): the batch
+	// then goes record by record, which fails that record alone, or the
+	// batch as it would have anyway. Not once the deadline has passed.
+	undo := func(err error) ([]*pending, bool, error) {
+		if ctx.Err() != nil {
+			return ps, true, fmt.Errorf("audit append: %w", err)
+		}
+		return nil, false, err
+	}
+	br := tx.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return undo(fmt.Errorf("lock: %w", err))
+	}
+	seq, hash := int64(0), audit.GenesisHash
+	if err := br.QueryRow().Scan(&seq, &hash); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		br.Close()
+		return undo(fmt.Errorf("read audit head: %w", err))
+	}
+	var lastCheckpoint int64
+	if s.signer != nil {
+		if err := br.QueryRow().Scan(&lastCheckpoint); err != nil {
+			br.Close()
+			return undo(fmt.Errorf("last checkpoint: %w", err))
+		}
+	}
+	// refused[i]: ps[i]'s state change matched no row.
+	refused := make([]error, len(ps))
+	changed := make([]bool, len(ps))
+	for i, p := range ps {
+		if p.Stmt == nil {
+			continue
+		}
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close()
+			return undo(fmt.Errorf("state change of record %s: %w", p.Rec.ID, err))
+		}
+		if p.Stmt.NoRows != nil && tag.RowsAffected() == 0 {
+			refused[i] = p.Stmt.NoRows
+		} else {
+			changed[i] = true
+		}
+	}
+	if err := br.Close(); err != nil {
+		return undo(fmt.Errorf("state changes: %w", err))
+	}
+
+	// Seal, in order, what remains. Nothing is answered before every
+	// record is sealed: until then the batch may still go record by record.
+	b = &pgx.Batch{}
+	written = make([]*pending, 0, len(ps))
+	for i, p := range ps {
+		if refused[i] != nil {
+			continue
+		}
+		body, err := p.Rec.SealCanonical(hash, seq+1)
+		if err != nil {
+			if changed[i] {
+				return nil, false, fmt.Errorf("seal record %s: %w", p.Rec.ID, err)
+			}
+			refused[i] = fmt.Errorf("audit append: %w", err)
+			continue
+		}
+		r := p.Rec
+		b.Queue(insertRecord, r.Seq, r.ID, r.Time.UTC().Format(timeColumn),
+			r.Tenant, r.Agent, r.Decision, r.Kind, r.CallID, string(body), r.Hash)
+		written = append(written, p)
+		seq, hash = r.Seq, r.Hash
+		if s.signer != nil && seq-lastCheckpoint >= s.writer.CheckpointEvery {
+			b.Queue(insertCheckpoint, sqlshared.NewCheckpoint(s.signer, seq, hash)...)
+			lastCheckpoint = seq
+		}
+	}
+	for i, p := range ps {
+		if refused[i] != nil {
+			s.writer.Reply(p, refused[i])
+		}
+	}
+	if len(written) == 0 {
+		return written, true, nil
+	}
+	seen := map[string]bool{}
+	for _, p := range written {
+		for _, e := range p.Notify {
+			if !seen[e] {
+				seen[e] = true
+				b.Queue("SELECT pg_notify($1, $2)", Channel, e)
+			}
+		}
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return written, true, fmt.Errorf("audit append: insert seq %d-%d: %w", written[0].Rec.Seq, seq, err)
+	}
+	pid := tx.Conn().PgConn().PID()
+	if err := tx.Commit(ctx); err != nil {
+		return written, true, &inDoubt{pid: pid, err: err}
+	}
+	return written, true, nil
+}
+
+const insertRecord = `INSERT INTO audit_records
+	(seq, id, time, tenant, agent, decision, kind, call_id, body, hash)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+
+const insertCheckpoint = "INSERT INTO audit_checkpoints (seq, hash, time, key_id, signature) VALUES ($1, $2, $3, $4, $5)"
+
+// stmtApply returns the apply function that runs stmt in its transaction.
+func stmtApply(stmt *sqlshared.Stmt) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, stmt.SQL, stmt.Args...)
+		if err != nil {
+			return err
+		}
+		if stmt.NoRows != nil && tag.RowsAffected() == 0 {
+			return skip(stmt.NoRows)
+		}
+		return nil
+	}
+}
+
+// insertEach is insert record by record: each state change (Apply) runs
+// in a savepoint, so that one that fails undoes only itself.
+func (s *Store) insertEach(ctx context.Context, ps []*pending) (written []*pending, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return ps, fmt.Errorf("audit append: begin: %w", err)
@@ -168,9 +350,7 @@ func (s *Store) insert(ctx context.Context, ps []*pending) (written []*pending, 
 			return err
 		},
 		Insert: func(ctx context.Context, r *audit.Record, body []byte) error {
-			_, err := tx.Exec(ctx, `INSERT INTO audit_records
-				(seq, id, time, tenant, agent, decision, kind, call_id, body, hash)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			_, err := tx.Exec(ctx, insertRecord,
 				r.Seq, r.ID, r.Time.UTC().Format(timeColumn),
 				r.Tenant, r.Agent, r.Decision, r.Kind, r.CallID, string(body), r.Hash)
 			return err

@@ -34,32 +34,40 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 	if st.Approval != nil && st.Approval.ID != "" {
 		approvalID = st.Approval.ID
 	}
-	apply := func(ctx context.Context, tx pgx.Tx) error {
-		if st.PrevStatus == "" {
-			_, err := tx.Exec(ctx, `INSERT INTO calls (id, tenant, agent, status, expires_at, created_at, updated_at, args, body, approval_id)
+	// One statement (pipelined with the batch's others, see insert), unless
+	// a reported outcome's usage must be added if and only if the call
+	// changes: that takes a second statement, run by apply alone.
+	var stmt *sqlshared.Stmt
+	if st.PrevStatus == "" {
+		stmt = &sqlshared.Stmt{
+			SQL: `INSERT INTO calls (id, tenant, agent, status, expires_at, created_at, updated_at, args, body, approval_id)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-				st.ID, st.Tenant, st.Agent, st.Status, row.Expires, row.Created, row.Updated, row.Args, row.Body, approvalID)
-			return err
+			Args: []any{st.ID, st.Tenant, st.Agent, st.Status, row.Expires, row.Created, row.Updated, row.Args, row.Body, approvalID},
 		}
-		tag, err := tx.Exec(ctx, `UPDATE calls SET status = $1, expires_at = $2, updated_at = $3, body = $4, approval_id = $5, revision = revision + 1
+	} else {
+		stmt = &sqlshared.Stmt{
+			SQL: `UPDATE calls SET status = $1, expires_at = $2, updated_at = $3, body = $4, approval_id = $5, revision = revision + 1
 			WHERE id = $6 AND status = $7 AND revision = $8`,
-			st.Status, row.Expires, row.Updated, row.Body, approvalID, st.ID, st.PrevStatus, st.Revision)
-		if err != nil {
-			return err
+			Args:   []any{st.Status, row.Expires, row.Updated, row.Body, approvalID, st.ID, st.PrevStatus, st.Revision},
+			NoRows: dispatch.ErrConflict,
 		}
-		if tag.RowsAffected() == 0 {
-			return skip(dispatch.ErrConflict)
-		}
-		if rec.Kind == audit.KindReportedOutcome {
+	}
+	apply := stmtApply(stmt)
+	if st.PrevStatus != "" && rec.Kind == audit.KindReportedOutcome && (rec.Tokens != 0 || rec.CostUSD != 0) {
+		change := apply
+		apply = func(ctx context.Context, tx pgx.Tx) error {
+			if err := change(ctx, tx); err != nil {
+				return err
+			}
 			return addUsage(ctx, tx, rec)
 		}
-		return nil
+		stmt = nil
 	}
 	events := []string{store.EventCall + ":" + st.ID}
 	if st.Status == dispatch.StatusApproved {
 		events = append(events, store.EventApproved) // for the replicas' approved-call sweeps
 	}
-	if err := s.appendWith(ctx, rec, apply, events...); err != nil {
+	if err := s.writer.EnqueueStmt(ctx, rec, apply, stmt, events); err != nil {
 		return err
 	}
 	if st.PrevStatus != "" {

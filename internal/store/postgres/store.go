@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,6 +104,10 @@ type Store struct {
 	commitTimeout time.Duration
 
 	writer *sqlshared.Writer[pgx.Tx] // the audit writer's queue
+
+	// Audit batches written pipelined, and those that went record by
+	// record after all (see insert): tests.
+	pipelined, fallbacks atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -302,9 +307,7 @@ func (s *Store) finalCheckpoint() error {
 }
 
 func (s *Store) insertCheckpoint(ctx context.Context, tx pgx.Tx, seq int64, hash string) error {
-	if _, err := tx.Exec(ctx,
-		"INSERT INTO audit_checkpoints (seq, hash, time, key_id, signature) VALUES ($1, $2, $3, $4, $5)",
-		sqlshared.NewCheckpoint(s.signer, seq, hash)...); err != nil {
+	if _, err := tx.Exec(ctx, insertCheckpoint, sqlshared.NewCheckpoint(s.signer, seq, hash)...); err != nil {
 		return fmt.Errorf("audit checkpoint at seq %d: %w", seq, err)
 	}
 	return nil

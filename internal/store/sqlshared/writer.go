@@ -39,9 +39,23 @@ const (
 type Pending[T any] struct {
 	Rec    *audit.Record
 	Apply  func(context.Context, T) error // optional, see Writer.Enqueue
+	Stmt   *Stmt                          // optional, Apply as one statement, see Writer.EnqueueStmt
 	Notify []string                       // event payloads sent with the commit (postgres)
 	state  atomic.Int32
 	done   chan error // buffered: the writer never blocks on a reply
+}
+
+// Stmt is an apply function spelled out as the one SQL statement it runs,
+// so that a backend may send the statements of a batch together (pipelined)
+// instead of calling each Apply in turn. Running Stmt must do exactly what
+// its Pending's Apply does.
+type Stmt struct {
+	SQL  string
+	Args []any
+	// NoRows, if not nil, is the refusal when the statement affects no row
+	// (what the Apply returns through Skip then): the record is left out
+	// and its caller gets NoRows.
+	NoRows error
 }
 
 // skipped marks an apply error as an expected refusal (a conflict, say):
@@ -171,10 +185,20 @@ func prepare(r *audit.Record) error {
 // is never written. Once the writer has taken r, Enqueue waits for the
 // commit, whatever ctx does, so that its answer is always true.
 func (w *Writer[T]) Enqueue(ctx context.Context, r *audit.Record, apply func(context.Context, T) error, notify []string) error {
+	return w.EnqueueStmt(ctx, r, apply, nil, notify)
+}
+
+// EnqueueStmt is Enqueue with apply also given as the one statement it
+// runs (Pending.Stmt), for a backend that pipelines state changes; apply
+// must be given too, for the backends and batches that call it instead.
+func (w *Writer[T]) EnqueueStmt(ctx context.Context, r *audit.Record, apply func(context.Context, T) error, stmt *Stmt, notify []string) error {
+	if stmt != nil && apply == nil {
+		return errors.New("audit append: a statement without its apply function")
+	}
 	if err := prepare(r); err != nil {
 		return err
 	}
-	p := &Pending[T]{Rec: r, Apply: apply, Notify: notify, done: make(chan error, 1)}
+	p := &Pending[T]{Rec: r, Apply: apply, Stmt: stmt, Notify: notify, done: make(chan error, 1)}
 
 	w.mu.RLock()
 	if w.closed {

@@ -269,6 +269,18 @@ func (d *Dispatcher) claimAndRunTraced(ctx context.Context, st *State, begun tim
 		d.notify(st.ID)
 		return st, nil
 	}
+	if st.DecideOnly {
+		// Asked of POST /v1/decide: the runtime runs the tool itself, so
+		// approval makes the call decided (its outcome is reported), never
+		// executed here.
+		st.Status = StatusDecided
+		rec := d.record(st, audit.KindDecisionOnly, st.Trigger)
+		if err := d.store.Commit(ctx, rec, st); err != nil {
+			return nil, err
+		}
+		d.notify(st.ID)
+		return st, nil
+	}
 	if exec == nil || argErr != nil {
 		// The connector left the config (or is no longer executed by
 		// warden) since the call was decided: it cannot run.

@@ -695,9 +695,9 @@ func (d *Dispatcher) ReportOutcome(ctx context.Context, p call.Principal, id str
 	st.Result, st.Error = d.redactJSON(st.Result), d.redact(st.Error)
 	rec := d.record(st, audit.KindReportedOutcome, "")
 	rec.Outcome = st.Status
-	if st.Decision == call.RequireApproval {
-		// Only a delegated approval is decided without a vote here: the
-		// runtime's user let the call run, or it would not report.
+	if st.Decision == call.RequireApproval && st.Approval == nil {
+		// A delegated approval (no request of warden's own): the runtime's
+		// user let the call run, or it would not report.
 		rec.Approval = &audit.Approval{Approver: "user of " + st.Connector, Channel: st.FrontEnd, DecidedAt: st.UpdatedAt,
 			Comment: "the runtime asked its user, who let the call run"}
 	}

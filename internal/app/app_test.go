@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -36,6 +35,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/cli"
@@ -159,62 +159,13 @@ func (u *upstream) total() int {
 // and a database path beside it.
 func setup(t *testing.T, up *upstream) (cfgDir, db string) {
 	t.Helper()
-	dir := t.TempDir()
-	cfgDir = filepath.Join(dir, "config")
-	if err := os.Mkdir(cfgDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "warden.yaml"), fmt.Appendf(nil, config, up.URL), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cfgDir, filepath.Join(dir, "warden.db")
+	return apptest.Config(t, fmt.Sprintf(config, up.URL))
 }
 
-// server is warden running in-process.
-type server struct {
-	url    string
-	cancel context.CancelFunc
-	exited chan struct{} // closed when Run has returned; result is then set
-	result error
-}
-
-func runInProcess(t *testing.T, cfgDir, db string) *server {
+// runInProcess runs warden in-process with a 10s grace period.
+func runInProcess(t *testing.T, cfgDir, db string) *apptest.Server {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	s := &server{cancel: cancel, exited: make(chan struct{})}
-	go func() {
-		defer close(s.exited)
-		s.result = app.Run(ctx, app.Options{
-			ConfigDir: cfgDir, DB: db, Addr: "127.0.0.1:0", Ready: ready, Grace: 10 * time.Second,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-	}()
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
-	select {
-	case addr := <-ready:
-		s.url = "http://" + addr
-	case <-s.exited:
-		t.Fatalf("app.Run returned before serving: %v", s.result)
-	case <-time.After(10 * time.Second):
-		t.Fatal("warden did not start within 10s")
-	}
-	return s
-}
-
-// stop ends Run's context and returns what Run returned.
-func (s *server) stop() error {
-	s.cancel()
-	select {
-	case <-s.exited:
-		return s.result
-	case <-time.After(20 * time.Second):
-		return errors.New("app.Run did not return within 20s of its context ending")
-	}
+	return apptest.Start(t, app.Options{ConfigDir: cfgDir, DB: db, Grace: 10 * time.Second})
 }
 
 // openStore opens the database the way the CLI does, beside a running server.
@@ -330,12 +281,12 @@ func TestAuditVerifyCatchesTampering(t *testing.T) {
 		{"get", map[string]any{"id": "t4"}, 200},
 		{"purge", map[string]any{"tag": "t5"}, 403},
 	} {
-		if r := mustCall(t, srv.url, tok, c.action, c.args); r.HTTP != c.want {
+		if r := mustCall(t, srv.URL, tok, c.action, c.args); r.HTTP != c.want {
 			t.Fatalf("call %d (%s) = %d %s, want %d", i, c.action, r.HTTP, r.raw, c.want)
 		}
 	}
 	const records = 8
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Fatalf("app.Run: %v", err)
 	}
 
@@ -854,7 +805,7 @@ func TestGracefulShutdown(t *testing.T) {
 
 	slow := make(chan callResult, 1)
 	go func() {
-		r, err := postCall(context.Background(), http.DefaultClient, srv.url, tok, "slow", map[string]any{"id": "s1"})
+		r, err := postCall(context.Background(), http.DefaultClient, srv.URL, tok, "slow", map[string]any{"id": "s1"})
 		if err != nil {
 			r.raw = err.Error()
 		}
@@ -865,11 +816,11 @@ func TestGracefulShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the slow call never reached the upstream")
 	}
-	srv.cancel()
-	waitRefusing(t, srv.url) // no new calls are accepted...
+	srv.Cancel()
+	waitRefusing(t, srv.URL) // no new calls are accepted...
 	select {
-	case <-srv.exited: // ...but Run waits for the one in flight
-		t.Fatalf("app.Run returned (%v) with a call in flight", srv.result)
+	case <-srv.Done(): // ...but Run waits for the one in flight
+		t.Fatalf("app.Run returned (%v) with a call in flight", srv.Err())
 	default:
 	}
 	up.Release()
@@ -877,7 +828,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if r.HTTP != 200 || r.Status != "succeeded" {
 		t.Fatalf("the in-flight call = %d %s, want 200 succeeded", r.HTTP, r.raw)
 	}
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Errorf("app.Run = %v, want nil", err)
 	}
 	recs, err := st.AuditRecords(context.Background(), sqlite.AuditFilter{CallID: r.ID})
@@ -904,7 +855,7 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 	go func() {
 		hc := &http.Client{Timeout: 30 * time.Second}
 		b := `{"connector":"up","action":"pay","args":{"id":"p1"},"wait":"20s"}`
-		req, _ := http.NewRequest(http.MethodPost, srv.url+"/v1/calls", strings.NewReader(b))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/calls", strings.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+tok)
 		var r callResult
@@ -937,7 +888,7 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 	}
 
 	start := time.Now()
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Errorf("app.Run = %v", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -1030,7 +981,7 @@ func TestFailClosed(t *testing.T) {
 			tok := agentToken(t, st)
 
 			repair := tt.sabotage(t, rawDB(t, db))
-			r := mustCall(t, srv.url, tok, "get", map[string]any{"id": "f1"})
+			r := mustCall(t, srv.URL, tok, "get", map[string]any{"id": "f1"})
 			repair()
 			if r.HTTP != http.StatusServiceUnavailable || r.Error.Code != tt.wantCode || r.Error.Message == "" || r.Error.ID == "" {
 				t.Errorf("call = %d %s, want 503 %s with a message and an error id", r.HTTP, r.raw, tt.wantCode)
@@ -1054,7 +1005,7 @@ func TestFailClosed(t *testing.T) {
 			}
 
 			// Repaired, the same server works again and the chain is whole.
-			if r := mustCall(t, srv.url, tok, "get", map[string]any{"id": "f2"}); r.HTTP != 200 || r.Status != "succeeded" {
+			if r := mustCall(t, srv.URL, tok, "get", map[string]any{"id": "f2"}); r.HTTP != 200 || r.Status != "succeeded" {
 				t.Errorf("call after the repair = %d %s, want 200", r.HTTP, r.raw)
 			}
 			if code, out, errOut := verify(t, db); code != 0 {

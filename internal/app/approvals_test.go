@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/approval"
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
@@ -136,28 +137,16 @@ func aprSetup(t *testing.T, approvalTimeout time.Duration) *aprEnv {
 
 func (e *aprEnv) start(approvalTimeout time.Duration) {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{ConfigDir: e.cfg, DB: e.db, Addr: "127.0.0.1:0", Ready: ready, ApprovalTimeout: approvalTimeout, Grace: 5 * time.Second})
-	}()
-	select {
-	case addr := <-ready:
-		e.url = "http://" + addr
-	case err := <-done:
-		e.t.Fatalf("app.Run: %v", err)
-	}
+	srv := apptest.Start(e.t, app.Options{ConfigDir: e.cfg, DB: e.db, ApprovalTimeout: approvalTimeout, Grace: 5 * time.Second})
+	e.url = srv.URL
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
+			if err := srv.Stop(); err != nil {
 				e.t.Errorf("app.Run: %v", err)
 			}
 		})
 	}
-	e.t.Cleanup(e.stop)
 }
 
 // do sends a JSON request and decodes the JSON answer into a map.

@@ -19,7 +19,7 @@ func TestUpstreamErrorsStayInside(t *testing.T) {
 	s := runInProcess(t, cfgDir, db)
 	st := openStore(t, db)
 	tok := agentToken(t, st)
-	res, err := client.New(s.url, tok).Call(context.Background(), client.CallRequest{Connector: "up", Action: "get", Args: map[string]any{"id": "1"}})
+	res, err := client.New(s.URL, tok).Call(context.Background(), client.CallRequest{Connector: "up", Action: "get", Args: map[string]any{"id": "1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func TestKillStopsExecution(t *testing.T) {
 
 	slow := make(chan callResult, 1)
 	go func() {
-		r, _ := postCall(context.Background(), &http.Client{Timeout: 30 * time.Second}, srv.url, tok, "slow", map[string]any{"id": "k"})
+		r, _ := postCall(context.Background(), &http.Client{Timeout: 30 * time.Second}, srv.URL, tok, "slow", map[string]any{"id": "k"})
 		slow <- r
 	}()
 	select {

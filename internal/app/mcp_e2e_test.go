@@ -28,6 +28,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/approval"
 	"github.com/warden-dev/warden/internal/call"
 )
@@ -150,29 +151,10 @@ func mcpSetup(t *testing.T) *mcpEnv {
 	e.writeConfig(mcpConfig)
 	db := filepath.Join(dir, "warden.db")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{
-			ConfigDir: e.cfgDir, DB: db, Addr: "127.0.0.1:0", Ready: ready, Grace: 5 * time.Second,
-			ConfigSource: app.SourceFile, ConfigPoll: -1, Reload: e.reload, MCPWait: 30 * time.Second,
-		})
-	}()
-	select {
-	case addr := <-ready:
-		e.url = "http://" + addr
-	case err := <-done:
-		t.Fatalf("app.Run: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("warden did not start within 20s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
+	e.url = apptest.Start(t, app.Options{
+		ConfigDir: e.cfgDir, DB: db, Grace: 5 * time.Second,
+		ConfigSource: app.SourceFile, ConfigPoll: -1, Reload: e.reload, MCPWait: 30 * time.Second,
+	}).URL
 
 	st, err := app.OpenStore(context.Background(), db, nil, nil)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/approval"
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
@@ -103,40 +104,19 @@ func (c *cluster) writeConfig(cfg string) {
 
 func (c *cluster) start() *replica {
 	c.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{
-			ConfigDir: c.cfgDir, DB: c.db, AuditKey: c.key, Addr: "127.0.0.1:0", Ready: ready, Grace: 5 * time.Second,
-			ConfigPoll: -1,
-			Logger:     slog.New(slog.NewTextHandler(c.t.Output(), &slog.HandlerOptions{Level: c.logLevel})),
-		})
-	}()
-	r := &replica{}
-	select {
-	case addr := <-ready:
-		r.url = "http://" + addr
-	case err := <-done:
-		c.t.Fatalf("app.Run: %v", err)
-	case <-time.After(20 * time.Second):
-		c.t.Fatal("replica did not start within 20s")
-	}
+	srv := apptest.Start(c.t, app.Options{
+		ConfigDir: c.cfgDir, DB: c.db, AuditKey: c.key, Grace: 5 * time.Second, ConfigPoll: -1,
+		Logger: apptest.Logger(c.t, c.logLevel),
+	})
+	r := &replica{url: srv.URL}
 	var once sync.Once
 	r.stop = func() {
 		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					c.t.Errorf("app.Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				c.t.Error("replica did not stop within 30s")
+			if err := srv.Stop(); err != nil {
+				c.t.Errorf("app.Run: %v", err)
 			}
 		})
 	}
-	c.t.Cleanup(r.stop)
 	return r
 }
 

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/cli"
 	"github.com/warden-dev/warden/internal/secret"
@@ -121,16 +121,8 @@ func TestSecretsNeverReachAgentAuditOrLogs(t *testing.T) {
 	srv := httptest.NewServer(up)
 	defer srv.Close()
 
-	dir := t.TempDir()
-	cfgDir := filepath.Join(dir, "config")
-	if err := os.Mkdir(cfgDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "warden.yaml"), fmt.Appendf(nil, secretsConfig, srv.URL), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "warden.db")
-	keyFile := filepath.Join(dir, "master.key")
+	cfgDir, db := apptest.Config(t, fmt.Sprintf(secretsConfig, srv.URL))
+	keyFile := filepath.Join(filepath.Dir(db), "master.key")
 	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -156,24 +148,9 @@ func TestSecretsNeverReachAgentAuditOrLogs(t *testing.T) {
 	}
 
 	logs := &syncBuffer{}
-	runCtx, stop := context.WithCancel(ctx)
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(runCtx, app.Options{
-			ConfigDir: cfgDir, DB: db, Addr: "127.0.0.1:0", Ready: ready, MasterKeyFile: keyFile,
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		})
-	}()
-	var base string
-	select {
-	case addr := <-ready:
-		base = "http://" + addr
-	case err := <-done:
-		t.Fatalf("app.Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("warden did not start")
-	}
+	wd := apptest.Start(t, app.Options{ConfigDir: cfgDir, DB: db, MasterKeyFile: keyFile,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	base := wd.URL
 
 	post := func(connector string, args map[string]any) (int, string) {
 		t.Helper()
@@ -238,8 +215,7 @@ func TestSecretsNeverReachAgentAuditOrLogs(t *testing.T) {
 		t.Errorf("unresolvable credential: %d %s", code, body)
 	}
 
-	stop()
-	if err := <-done; err != nil {
+	if err := wd.Stop(); err != nil {
 		t.Fatalf("app.Run: %v", err)
 	}
 	recs, err := st.AuditRecords(ctx, sqlite.AuditFilter{Limit: 1000})

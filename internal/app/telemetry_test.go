@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/call"
 )
 
@@ -85,45 +86,9 @@ func startTelemetryRig(t *testing.T, approvalTimeout time.Duration) *telemetryRi
 		io.WriteString(w, `{"ok":true}`)
 	}))
 	t.Cleanup(up.Close)
-	dir := t.TempDir()
-	cfgDir := filepath.Join(dir, "config")
-	if err := os.Mkdir(cfgDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "warden.yaml"), fmt.Appendf(nil, telemetryConfig, up.URL), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "warden.db")
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	exited := make(chan error, 1)
-	go func() {
-		exited <- app.Run(ctx, app.Options{
-			ConfigDir: cfgDir, DB: db, Addr: "127.0.0.1:0", Ready: ready, ApprovalTimeout: approvalTimeout,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError})),
-		})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("app.Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("app.Run did not return within 20s")
-		}
-	})
-	rig := &telemetryRig{}
-	select {
-	case addr := <-ready:
-		rig.url = "http://" + addr
-	case err := <-exited:
-		t.Fatalf("app.Run returned before serving: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("warden did not start within 10s")
-	}
+	cfgDir, db := apptest.Config(t, fmt.Sprintf(telemetryConfig, up.URL))
+	srv := apptest.Start(t, app.Options{ConfigDir: cfgDir, DB: db, ApprovalTimeout: approvalTimeout, Logger: apptest.Logger(t, slog.LevelError)})
+	rig := &telemetryRig{url: srv.URL}
 	st := openStore(t, db)
 	tok, _, err := st.CreateToken(context.Background(), call.Principal{Role: call.RoleAgent, Tenant: call.DefaultTenant, Agent: "bot"})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/cli"
 	"github.com/warden-dev/warden/internal/store/sqlite"
 )
@@ -113,7 +113,7 @@ func TestConfigApplyUnderLoad(t *testing.T) {
 	s := runInProcess(t, t.TempDir(), db) // an empty --config: the store's live version wins
 	st := openStore(t, db)
 	tok := agentToken(t, st)
-	if r := mustCall(t, s.url, tok, "purge", map[string]any{"tag": "first"}); r.HTTP != http.StatusForbidden {
+	if r := mustCall(t, s.URL, tok, "purge", map[string]any{"tag": "first"}); r.HTTP != http.StatusForbidden {
 		t.Fatalf("purge under v1: %d %s", r.HTTP, r.raw)
 	}
 
@@ -139,7 +139,7 @@ func TestConfigApplyUnderLoad(t *testing.T) {
 				default:
 				}
 				start := time.Now()
-				r, err := postCall(context.Background(), hc, s.url, tok, "purge", map[string]any{"tag": fmt.Sprintf("g%d-%d", g, i)})
+				r, err := postCall(context.Background(), hc, s.URL, tok, "purge", map[string]any{"tag": fmt.Sprintf("g%d-%d", g, i)})
 				results[g] = append(results[g], result{start, r.HTTP, r.Decision, err})
 			}
 		}()
@@ -212,7 +212,7 @@ func TestConfigApplyUnderLoad(t *testing.T) {
 		t.Fatalf("versions after a broken apply: %+v %v", vs, err)
 	}
 	time.Sleep(600 * time.Millisecond) // a poll has passed
-	if r := mustCall(t, s.url, tok, "purge", map[string]any{"tag": "after-broken"}); r.Decision != "ALLOW" {
+	if r := mustCall(t, s.URL, tok, "purge", map[string]any{"tag": "after-broken"}); r.Decision != "ALLOW" {
 		t.Fatalf("after a broken apply: %d %s, want v2 still serving", r.HTTP, r.raw)
 	}
 
@@ -221,7 +221,7 @@ func TestConfigApplyUnderLoad(t *testing.T) {
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("from %s to %s by carol", v2[:12], v1[:12])) {
 		t.Fatalf("rollback: %d %q %q", code, out, errOut)
 	}
-	waitDecision(t, s.url, tok, "DENY", time.Second)
+	waitDecision(t, s.URL, tok, "DENY", time.Second)
 	if code, out, _ := wardenCLI("versions", "--db", db); code != 0 || !strings.Contains(out, "* "+v1[:12]) {
 		t.Fatalf("versions after rollback: %d %q", code, out)
 	}
@@ -261,37 +261,6 @@ func checkGolden(t *testing.T, path, got string) {
 	}
 }
 
-// runWith runs warden in-process with o (Addr, Ready and Logger filled in).
-func runWith(t *testing.T, o app.Options) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	exited := make(chan error, 1)
-	o.Addr, o.Ready = "127.0.0.1:0", ready
-	o.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() { exited <- app.Run(ctx, o) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("app.Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("app.Run did not return within 20s")
-		}
-	})
-	select {
-	case addr := <-ready:
-		return "http://" + addr
-	case err := <-exited:
-		t.Fatalf("app.Run returned before serving: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("warden did not start within 10s")
-	}
-	return ""
-}
-
 // TestConfigReloadTrigger: in file mode the reload trigger (what SIGHUP
 // sends) re-reads the files; a broken file is refused and the running
 // version stays.
@@ -301,7 +270,7 @@ func TestConfigReloadTrigger(t *testing.T) {
 	_, allow, broken := purgeConfigs(t, up)
 	dir, db := setup(t, up)
 	reload := make(chan struct{})
-	url := runWith(t, app.Options{ConfigDir: dir, DB: db, ConfigSource: app.SourceFile, Reload: reload, ConfigPoll: -1})
+	url := apptest.Start(t, app.Options{ConfigDir: dir, DB: db, ConfigSource: app.SourceFile, Reload: reload, ConfigPoll: -1}).URL
 	tok := agentToken(t, openStore(t, db))
 	waitDecision(t, url, tok, "DENY", 0)
 
@@ -323,7 +292,7 @@ func TestConfigReloadOnFileChange(t *testing.T) {
 	up := newUpstream(t)
 	deny, allow, broken := purgeConfigs(t, up)
 	dir, db := setup(t, up)
-	url := runWith(t, app.Options{ConfigDir: dir, DB: db, ConfigSource: app.SourceFile})
+	url := apptest.Start(t, app.Options{ConfigDir: dir, DB: db, ConfigSource: app.SourceFile}).URL
 	tok := agentToken(t, openStore(t, db))
 	waitDecision(t, url, tok, "DENY", 0)
 

@@ -2,17 +2,15 @@ package cli
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 )
 
 const claudeCodeExample = "../../examples/claude-code"
@@ -22,28 +20,7 @@ const claudeCodeExample = "../../examples/claude-code"
 func startWarden(t *testing.T, cfgDir string) (url, db string) {
 	t.Helper()
 	db = filepath.Join(t.TempDir(), "warden.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{ConfigDir: cfgDir, DB: db, Addr: "127.0.0.1:0", Ready: ready,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
-	select {
-	case addr := <-ready:
-		return "http://" + addr, db
-	case err := <-done:
-		t.Fatalf("app.Run returned before serving: %v", err)
-	case <-time.After(15 * time.Second):
-		t.Fatal("warden did not start within 15s")
-	}
-	return "", ""
+	return apptest.Start(t, app.Options{ConfigDir: cfgDir, DB: db}).URL, db
 }
 
 func payload(event, tool, input, useID, extra string) string {

@@ -11,12 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -24,6 +21,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/client"
@@ -151,53 +149,14 @@ type warden struct {
 func start(t *testing.T) *warden {
 	t.Helper()
 	up := newUpstream(t)
-	dir := t.TempDir()
-	cfgDir := filepath.Join(dir, "config")
-	if err := os.Mkdir(cfgDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "warden.yaml"), fmt.Appendf(nil, config, up.URL), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "warden.db")
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{
-			ConfigDir: cfgDir, DB: db, Addr: "127.0.0.1:0", Ready: ready,
-			ApprovalTimeout: time.Second, MaxBody: maxBody,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		})
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("app.Run returned before serving: %v", err)
-	case <-time.After(10 * time.Second):
-		cancel()
-		t.Fatal("warden did not start within 10s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("app.Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("app.Run did not return within 15s of its context ending")
-		}
-	})
+	cfgDir, db := apptest.Config(t, fmt.Sprintf(config, up.URL))
+	srv := apptest.Start(t, app.Options{ConfigDir: cfgDir, DB: db, ApprovalTimeout: time.Second, MaxBody: maxBody})
 	st, err := app.OpenStore(context.Background(), db, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &warden{url: "http://" + addr, store: st.(*sqlite.Store), up: up}
+	return &warden{url: srv.URL, store: st.(*sqlite.Store), up: up}
 }
 
 // token creates a token for p in the server's store.

@@ -81,6 +81,16 @@ func OpenStore(ctx context.Context, db string, logger *slog.Logger, signer *audi
 	return sqlite.Open(ctx, db, logger, sqlite.Options{Signer: signer})
 }
 
+// RedactDB is a --db value fit for logs and messages: a postgres URL
+// without its passwords; a sqlite path as it is (postgres.Redact would
+// read it as a key=value connection string).
+func RedactDB(db string) string {
+	if postgres.IsURL(db) {
+		return postgres.Redact(db)
+	}
+	return db
+}
+
 // Run serves until ctx ends, then shuts down gracefully: it stops accepting,
 // lets in-flight calls finish within the grace period, flushes the audit
 // log and returns nil.
@@ -287,7 +297,7 @@ func Run(ctx context.Context, o Options) error {
 		go func() { errc <- demoSrv.Serve(demoLn) }()
 		log.Info("demo upstream listening", "addr", demoLn.Addr().String())
 	}
-	log.Info("warden serving", "addr", ln.Addr().String(), "config_version", cfg.Version, "db", redactDB(o.DB))
+	log.Info("warden serving", "addr", ln.Addr().String(), "config_version", cfg.Version, "db", RedactDB(o.DB))
 	if o.Ready != nil {
 		o.Ready <- ln.Addr().String()
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/warden-dev/warden/internal/dispatch"
 	"github.com/warden-dev/warden/internal/store"
-	"github.com/warden-dev/warden/internal/store/postgres"
 )
 
 // Live propagation across replicas (docs/scale-out.md). A store shared by
@@ -82,15 +81,6 @@ func (p propagation) wakeSweep() {
 	case p.sweep <- struct{}{}:
 	default: // a sweep is already due
 	}
-}
-
-// redactDB is a --db value fit for logs: a postgres URL without its
-// password.
-func redactDB(db string) string {
-	if postgres.IsURL(db) {
-		return postgres.Redact(db)
-	}
-	return db
 }
 
 // clear forgets every entry: the next lookups read the store.

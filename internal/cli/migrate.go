@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/warden-dev/warden/internal/app"
 	"github.com/warden-dev/warden/internal/store/postgres"
 	"github.com/warden-dev/warden/internal/store/sqlite"
 )
@@ -44,7 +45,7 @@ func runMigrate(e *env, args []string) int {
 		verb = "pending"
 	}
 	if len(names) == 0 {
-		fmt.Fprintf(e.stdout, "%s: schema up to date\n", redactDB(*db))
+		fmt.Fprintf(e.stdout, "%s: schema up to date\n", app.RedactDB(*db))
 		return exitOK
 	}
 	for _, n := range names {

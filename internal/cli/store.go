@@ -7,7 +7,6 @@ import (
 
 	"github.com/warden-dev/warden/internal/app"
 	"github.com/warden-dev/warden/internal/store"
-	"github.com/warden-dev/warden/internal/store/postgres"
 )
 
 // dbFlag registers --db with its default: $WARDEN_DB, else ./warden.db.
@@ -32,7 +31,7 @@ func auditKeyFlag(fs *flag.FlagSet) *string {
 func openStore(e *env, db string) (store.Store, bool) {
 	st, err := app.OpenStore(e.ctx, db, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
-		e.errorf("cannot open the store %s: %v", redactDB(db), err)
+		e.errorf("cannot open the store %s: %v", app.RedactDB(db), err)
 		return nil, false
 	}
 	// A running server under load must leave a SQLite command a window on
@@ -41,13 +40,4 @@ func openStore(e *env, db string) (store.Store, bool) {
 		a.Announce()
 	}
 	return st, true
-}
-
-// redactDB is a --db value fit to print: a postgres URL without its
-// password.
-func redactDB(db string) string {
-	if postgres.IsURL(db) {
-		return postgres.Redact(db)
-	}
-	return db
 }

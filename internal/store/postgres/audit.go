@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,9 +19,6 @@ import (
 const timeColumn = sqlshared.TimeColumn
 
 type pending = sqlshared.Pending[pgx.Tx]
-
-// skip marks an apply error as an expected refusal (a conflict).
-func skip(err error) error { return sqlshared.Skip(err) }
 
 // Append adds r to the audit trail and returns once it is durable
 // (committed with synchronous_commit=on, batched with every append
@@ -316,7 +312,7 @@ func stmtApply(stmt *sqlshared.Stmt) func(context.Context, pgx.Tx) error {
 			return err
 		}
 		if stmt.NoRows != nil && tag.RowsAffected() == 0 {
-			return skip(stmt.NoRows)
+			return sqlshared.Skip(stmt.NoRows)
 		}
 		return nil
 	}
@@ -398,7 +394,7 @@ func readHead(ctx context.Context, q execer) (int64, string, error) {
 // AuditRecords returns the records f selects, in seq order (descending
 // with f.Desc).
 func (s *Store) AuditRecords(ctx context.Context, f store.AuditFilter) ([]*audit.Record, error) {
-	q, args, err := sqlshared.AuditQuery(f, func(n int) string { return "$" + strconv.Itoa(n) })
+	q, args, err := sqlshared.AuditQuery(f, sqlshared.Dollar)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -263,22 +262,15 @@ func (s *Store) ApprovalCallsSince(ctx context.Context, since time.Time) ([]*dis
 
 // ApproverScope returns the agent/connector scope of a token (empty: any).
 func (s *Store) ApproverScope(ctx context.Context, tokenID string) (approval.Scope, error) {
-	var sc approval.Scope
 	var agents, connectors string
 	err := s.pool.QueryRow(ctx, `SELECT scope_agents, scope_connectors FROM tokens WHERE id = $1`, tokenID).Scan(&agents, &connectors)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return sc, fmt.Errorf("token %s: %w", tokenID, store.ErrNotFound)
+		return approval.Scope{}, fmt.Errorf("token %s: %w", tokenID, store.ErrNotFound)
 	}
 	if err != nil {
-		return sc, fmt.Errorf("approver scope: %w", err)
+		return approval.Scope{}, fmt.Errorf("approver scope: %w", err)
 	}
-	if err := json.Unmarshal([]byte(agents), &sc.Agents); err != nil {
-		return sc, fmt.Errorf("approver scope: %w", err)
-	}
-	if err := json.Unmarshal([]byte(connectors), &sc.Connectors); err != nil {
-		return sc, fmt.Errorf("approver scope: %w", err)
-	}
-	return sc, nil
+	return sqlshared.DecodeScope(agents, connectors)
 }
 
 // ApproverByName returns the principal of the newest unrevoked approver
@@ -331,53 +323,33 @@ func addUsage(ctx context.Context, tx pgx.Tx, rec *audit.Record) error {
 
 // CreateToken stores a new token for p and returns its value, which is not
 // stored and cannot be shown again.
-func (s *Store) CreateToken(ctx context.Context, p call.Principal) (token string, info store.TokenInfo, err error) {
-	if !p.Role.Valid() {
-		return "", info, fmt.Errorf("unknown role %q", p.Role)
-	}
-	if p.Role == call.RoleAgent && (p.Agent == "" || p.Tenant == "") {
-		return "", info, errors.New("an agent token needs an agent and a tenant")
-	}
-	token, hash := identity.NewToken()
-	now := time.Now().UTC()
-	info = store.TokenInfo{ID: call.NewID("tok", now), Role: p.Role, Tenant: p.Tenant, Agent: p.Agent, Name: p.Name, CreatedAt: now}
-	_, err = s.pool.Exec(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		info.ID, hash, string(p.Role), p.Tenant, p.Agent, p.Name, now.Format(time.RFC3339Nano))
+func (s *Store) CreateToken(ctx context.Context, p call.Principal) (string, store.TokenInfo, error) {
+	t, err := sqlshared.NewToken(p)
 	if err != nil {
-		return "", info, fmt.Errorf("create token: %w", err)
+		return "", t.Info, err
 	}
-	return token, info, nil
+	_, err = s.pool.Exec(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		t.Info.ID, t.Hash, string(p.Role), p.Tenant, p.Agent, p.Name, t.Created)
+	if err != nil {
+		return "", t.Info, fmt.Errorf("create token: %w", err)
+	}
+	return t.Token, t.Info, nil
 }
 
 // CreateApproverToken stores a new approver token for p limited to scope,
 // in one statement, and returns its value.
 func (s *Store) CreateApproverToken(ctx context.Context, p call.Principal, scope approval.Scope) (string, store.TokenInfo, error) {
-	var info store.TokenInfo
-	if p.Role != call.RoleApprover {
-		return "", info, fmt.Errorf("an approver scope needs role approver, not %q", p.Role)
-	}
-	if err := scope.Validate(); err != nil {
-		return "", info, err
-	}
-	agents, _ := json.Marshal(nonNil(scope.Agents))
-	connectors, _ := json.Marshal(nonNil(scope.Connectors))
-	token, hash := identity.NewToken()
-	now := time.Now().UTC()
-	info = store.TokenInfo{ID: call.NewID("tok", now), Role: p.Role, Tenant: p.Tenant, Name: p.Name, CreatedAt: now}
-	_, err := s.pool.Exec(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at, scope_agents, scope_connectors)
-		VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8)`,
-		info.ID, hash, string(p.Role), p.Tenant, p.Name, now.Format(time.RFC3339Nano), string(agents), string(connectors))
+	t, err := sqlshared.NewApproverToken(p, scope)
 	if err != nil {
-		return "", info, fmt.Errorf("create token: %w", err)
+		return "", t.Info, err
 	}
-	return token, info, nil
-}
-
-func nonNil(l []string) []string {
-	if l == nil {
-		return []string{}
+	_, err = s.pool.Exec(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at, scope_agents, scope_connectors)
+		VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8)`,
+		t.Info.ID, t.Hash, string(p.Role), p.Tenant, p.Name, t.Created, t.ScopeAgents, t.ScopeConnectors)
+	if err != nil {
+		return "", t.Info, fmt.Errorf("create token: %w", err)
 	}
-	return l
+	return t.Token, t.Info, nil
 }
 
 // Authenticate returns the principal of an unrevoked token, or ErrNotFound.
@@ -440,26 +412,10 @@ func (s *Store) RevokeAgentTokens(ctx context.Context, tenant, agent string) (in
 
 // Tokens lists every token, newest first.
 func (s *Store) Tokens(ctx context.Context) ([]store.TokenInfo, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, role, tenant, agent, name, created_at, revoked_at FROM tokens ORDER BY created_at DESC`)
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlshared.TokenColumns+` FROM tokens ORDER BY created_at DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	defer rows.Close()
-	var out []store.TokenInfo
-	for rows.Next() {
-		var t store.TokenInfo
-		var role, created string
-		var revoked *string
-		if err := rows.Scan(&t.ID, &role, &t.Tenant, &t.Agent, &t.Name, &created, &revoked); err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		t.Role = call.Role(role)
-		t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
-		if revoked != nil {
-			r, _ := time.Parse(time.RFC3339Nano, *revoked)
-			t.RevokedAt = &r
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return sqlshared.ScanTokens(rows)
 }

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -19,9 +18,6 @@ import (
 var migrationFiles embed.FS
 
 type migration = sqlshared.Migration
-
-// loadMigrations reads and orders the migration files.
-func loadMigrations(fsys fs.FS) ([]migration, error) { return sqlshared.LoadMigrations(fsys) }
 
 // Migrate applies the embedded migrations the database at db lacks (with
 // dryRun, only lists them) and returns their names: `warden migrate`.
@@ -53,7 +49,7 @@ func Migrate(ctx context.Context, db string, dryRun bool, logger *slog.Logger) (
 // starting together apply them once: the others wait, then find nothing
 // to do.
 func migrate(ctx context.Context, pool *pgxpool.Pool, dryRun bool, logger *slog.Logger) ([]string, error) {
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := sqlshared.LoadMigrations(migrationFiles)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}

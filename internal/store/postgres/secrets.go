@@ -63,7 +63,7 @@ func (s *Store) putSecret(ctx context.Context, name string, rotate bool, seal st
 			VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)
 			ON CONFLICT (name) DO UPDATE SET version = excluded.version, key_id = excluded.key_id, nonce = excluded.nonce,
 				ciphertext = excluded.ciphertext, updated_at = excluded.updated_at, revoked_at = NULL`,
-			name, sl.Version, sl.KeyID, sl.Nonce, sl.Ciphertext, secretTime(sl.CreatedAt), secretTime(sl.UpdatedAt)); err != nil {
+			name, sl.Version, sl.KeyID, sl.Nonce, sl.Ciphertext, sqlshared.SecretTime(sl.CreatedAt), sqlshared.SecretTime(sl.UpdatedAt)); err != nil {
 			return fmt.Errorf("store secret %s: %w", name, err)
 		}
 		return notify(ctx, tx, store.EventSecret)
@@ -79,7 +79,7 @@ func (s *Store) RevokeSecret(ctx context.Context, name string) error {
 	var n int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE secrets SET revoked_at = $1, nonce = ''::bytea, ciphertext = ''::bytea WHERE name = $2 AND revoked_at IS NULL`,
-			secretTime(time.Now().UTC()), name)
+			sqlshared.SecretTime(time.Now().UTC()), name)
 		if err != nil {
 			return err
 		}
@@ -153,5 +153,3 @@ func (s *Store) RekeySecrets(ctx context.Context, newKeyID string, reseal func(*
 }
 
 var scanSecret = sqlshared.ScanSecret
-
-func secretTime(t time.Time) string { return sqlshared.SecretTime(t) }

@@ -248,9 +248,6 @@ func Open(ctx context.Context, db string, logger *slog.Logger, opts ...Options) 
 	return s, nil
 }
 
-// Pool returns the connection pool (tests, benches).
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)

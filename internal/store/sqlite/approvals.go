@@ -3,15 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/warden-dev/warden/internal/approval"
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/dispatch"
-	"github.com/warden-dev/warden/internal/identity"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 var _ dispatch.ApprovalStore = (*Store)(nil)
@@ -63,52 +61,30 @@ func (s *Store) ApprovedCalls(ctx context.Context, limit int) ([]*dispatch.State
 
 // ApproverScope returns the agent/connector scope of a token (empty: any).
 func (s *Store) ApproverScope(ctx context.Context, tokenID string) (approval.Scope, error) {
-	var sc approval.Scope
 	var agents, connectors string
 	err := s.db.QueryRowContext(ctx, `SELECT scope_agents, scope_connectors FROM tokens WHERE id = ?`, tokenID).Scan(&agents, &connectors)
 	if errors.Is(err, sql.ErrNoRows) {
-		return sc, fmt.Errorf("token %s: %w", tokenID, ErrNotFound)
+		return approval.Scope{}, fmt.Errorf("token %s: %w", tokenID, ErrNotFound)
 	}
 	if err != nil {
-		return sc, fmt.Errorf("approver scope: %w", err)
+		return approval.Scope{}, fmt.Errorf("approver scope: %w", err)
 	}
-	if err := json.Unmarshal([]byte(agents), &sc.Agents); err != nil {
-		return sc, fmt.Errorf("approver scope: %w", err)
-	}
-	if err := json.Unmarshal([]byte(connectors), &sc.Connectors); err != nil {
-		return sc, fmt.Errorf("approver scope: %w", err)
-	}
-	return sc, nil
+	return sqlshared.DecodeScope(agents, connectors)
 }
 
 // CreateApproverToken stores a new approver token for p limited to scope,
 // in one statement (a token is never briefly broader than asked), and
 // returns its value, which is not stored.
 func (s *Store) CreateApproverToken(ctx context.Context, p call.Principal, scope approval.Scope) (string, TokenInfo, error) {
-	var info TokenInfo
-	if p.Role != call.RoleApprover {
-		return "", info, fmt.Errorf("an approver scope needs role approver, not %q", p.Role)
-	}
-	if err := scope.Validate(); err != nil {
-		return "", info, err
-	}
-	agents, _ := json.Marshal(nonNil(scope.Agents))
-	connectors, _ := json.Marshal(nonNil(scope.Connectors))
-	token, hash := identity.NewToken()
-	now := time.Now().UTC()
-	info = TokenInfo{ID: call.NewID("tok", now), Role: p.Role, Tenant: p.Tenant, Name: p.Name, CreatedAt: now}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at, scope_agents, scope_connectors)
-		VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)`,
-		info.ID, hash, string(p.Role), p.Tenant, p.Name, now.Format(time.RFC3339Nano), string(agents), string(connectors))
+	t, err := sqlshared.NewApproverToken(p, scope)
 	if err != nil {
-		return "", info, fmt.Errorf("create token: %w", err)
+		return "", t.Info, err
 	}
-	return token, info, nil
-}
-
-func nonNil(l []string) []string {
-	if l == nil {
-		return []string{}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at, scope_agents, scope_connectors)
+		VALUES (?, ?, ?, ?, '', ?, ?, ?, ?)`,
+		t.Info.ID, t.Hash, string(p.Role), p.Tenant, p.Name, t.Created, t.ScopeAgents, t.ScopeConnectors)
+	if err != nil {
+		return "", t.Info, fmt.Errorf("create token: %w", err)
 	}
-	return l
+	return t.Token, t.Info, nil
 }

@@ -24,10 +24,6 @@ const timeColumn = sqlshared.TimeColumn
 
 type pending = sqlshared.Pending[*sql.Tx]
 
-// skip wraps err, returned by an apply function given to appendWith, to say
-// that the record should quietly not be written and err returned as is.
-func skip(err error) error { return sqlshared.Skip(err) }
-
 // Append adds r to the audit trail and returns once it is durable: it is
 // committed, with every other record pending at the time, in one transaction
 // and fsync. On success r.Seq, r.PrevHash and r.Hash are set; r.ID and r.Time
@@ -197,7 +193,7 @@ type AuditFilter = store.AuditFilter
 // AuditRecords returns the records f selects, in seq order (descending with
 // f.Desc).
 func (s *Store) AuditRecords(ctx context.Context, f AuditFilter) ([]*audit.Record, error) {
-	q, args, err := sqlshared.AuditQuery(f, func(int) string { return "?" })
+	q, args, err := sqlshared.AuditQuery(f, sqlshared.Question)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/audit"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 func newSigner(t testing.TB) *audit.Signer {
@@ -564,7 +565,7 @@ func TestAppendWith(t *testing.T) {
 			if err := insertState(ctx, tx, id); err != nil {
 				return err
 			}
-			return skip(errConflict)
+			return sqlshared.Skip(errConflict)
 		}, false, errConflict},
 		{"failed", func(ctx context.Context, tx *sql.Tx, id string) error {
 			if err := insertState(ctx, tx, id); err != nil {

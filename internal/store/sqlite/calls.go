@@ -38,7 +38,7 @@ func (s *Store) Commit(ctx context.Context, rec *audit.Record, st *dispatch.Stat
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return skip(dispatch.ErrConflict)
+			return sqlshared.Skip(dispatch.ErrConflict)
 		}
 		if rec.Kind == audit.KindReportedOutcome {
 			return addUsage(ctx, tx, rec) // usage.go: reported tokens and cost count towards the budgets

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"time"
 
@@ -17,15 +16,12 @@ var migrationFiles embed.FS
 
 type migration = sqlshared.Migration
 
-// loadMigrations reads and orders the migration files.
-func loadMigrations(fsys fs.FS) ([]migration, error) { return sqlshared.LoadMigrations(fsys) }
-
 // migrate applies the embedded migrations the database lacks, all in one
 // transaction. The transaction begins IMMEDIATE, so when two processes open
 // a new file at once the second waits for the first and then finds nothing
 // left to do.
 func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := sqlshared.LoadMigrations(migrationFiles)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

@@ -25,7 +25,7 @@ func Migrate(ctx context.Context, path string, dryRun bool, logger *slog.Logger)
 		return nil, fmt.Errorf("sqlite: open %s: %w", file, err)
 	}
 	defer db.Close()
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := sqlshared.LoadMigrations(migrationFiles)
 	if err != nil {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}

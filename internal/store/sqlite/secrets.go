@@ -22,9 +22,6 @@ var _ secret.LocalStore = (*Store)(nil)
 // ErrSecretExists is returned when creating a secret that already exists.
 var ErrSecretExists = store.ErrSecretExists
 
-// SealFunc seals the value of a secret's given version.
-type SealFunc = store.SealFunc
-
 // LocalSecret returns the current row of name; an absent name is an error
 // wrapping secret.ErrNotFound.
 func (s *Store) LocalSecret(ctx context.Context, name string) (*secret.Sealed, error) {
@@ -41,18 +38,18 @@ func (s *Store) LocalSecret(ctx context.Context, name string) (*secret.Sealed, e
 
 // CreateSecret stores version 1 of a new secret, or the next version of a
 // revoked one. It fails with ErrSecretExists if name is live.
-func (s *Store) CreateSecret(ctx context.Context, name string, seal SealFunc) (*secret.Sealed, error) {
+func (s *Store) CreateSecret(ctx context.Context, name string, seal store.SealFunc) (*secret.Sealed, error) {
 	return s.putSecret(ctx, name, false, seal)
 }
 
 // RotateSecret replaces a live secret's value with the next version. It
 // fails with an error wrapping secret.ErrNotFound if name is absent or
 // revoked.
-func (s *Store) RotateSecret(ctx context.Context, name string, seal SealFunc) (*secret.Sealed, error) {
+func (s *Store) RotateSecret(ctx context.Context, name string, seal store.SealFunc) (*secret.Sealed, error) {
 	return s.putSecret(ctx, name, true, seal)
 }
 
-func (s *Store) putSecret(ctx context.Context, name string, rotate bool, seal SealFunc) (*secret.Sealed, error) {
+func (s *Store) putSecret(ctx context.Context, name string, rotate bool, seal store.SealFunc) (*secret.Sealed, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -73,7 +70,7 @@ func (s *Store) putSecret(ctx context.Context, name string, rotate bool, seal Se
 		VALUES (?, ?, ?, ?, ?, ?, ?, NULL)
 		ON CONFLICT (name) DO UPDATE SET version = excluded.version, key_id = excluded.key_id, nonce = excluded.nonce,
 			ciphertext = excluded.ciphertext, updated_at = excluded.updated_at, revoked_at = NULL`,
-		name, sl.Version, sl.KeyID, sl.Nonce, sl.Ciphertext, secretTime(sl.CreatedAt), secretTime(sl.UpdatedAt))
+		name, sl.Version, sl.KeyID, sl.Nonce, sl.Ciphertext, sqlshared.SecretTime(sl.CreatedAt), sqlshared.SecretTime(sl.UpdatedAt))
 	if err != nil {
 		return nil, fmt.Errorf("store secret %s: %w", name, err)
 	}
@@ -84,7 +81,7 @@ func (s *Store) putSecret(ctx context.Context, name string, rotate bool, seal Se
 // recover the value, and every later read fails with secret.ErrRevoked.
 func (s *Store) RevokeSecret(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE secrets SET revoked_at = ?, nonce = X'', ciphertext = X'' WHERE name = ? AND revoked_at IS NULL`,
-		secretTime(time.Now().UTC()), name)
+		sqlshared.SecretTime(time.Now().UTC()), name)
 	if err != nil {
 		return fmt.Errorf("revoke secret %s: %w", name, err)
 	}
@@ -154,5 +151,3 @@ func (s *Store) RekeySecrets(ctx context.Context, newKeyID string, reseal func(*
 }
 
 var scanSecret = sqlshared.ScanSecret
-
-func secretTime(t time.Time) string { return sqlshared.SecretTime(t) }

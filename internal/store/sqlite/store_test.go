@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // openTest opens a Store on path and closes it when the test ends.
@@ -133,7 +135,7 @@ func TestMigrationsApplyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := sqlshared.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +164,7 @@ func TestMigrationsApplyOnce(t *testing.T) {
 }
 
 func TestEmbeddedMigrationsLoad(t *testing.T) {
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := sqlshared.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +200,7 @@ func TestLoadMigrations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ms, err := loadMigrations(tt.fs)
+			ms, err := sqlshared.LoadMigrations(tt.fs)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
@@ -222,7 +224,7 @@ func TestLoadMigrations(t *testing.T) {
 func TestMigrationFailureRollsBack(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
 	s := openTest(t, path, Options{})
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := sqlshared.LoadMigrations(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +292,7 @@ func TestConcurrentOpen(t *testing.T) {
 	if err := rawDB(t, path).QueryRow("SELECT count(*) FROM schema_migrations").Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	ms, _ := loadMigrations(migrationFiles)
+	ms, _ := sqlshared.LoadMigrations(migrationFiles)
 	if rows != len(ms) {
 		t.Errorf("schema_migrations has %d rows, want %d", rows, len(ms))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/warden-dev/warden/internal/call"
 	"github.com/warden-dev/warden/internal/identity"
 	"github.com/warden-dev/warden/internal/store"
+	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
 
 // ErrNotFound is returned when a token, call or record does not exist.
@@ -20,22 +21,17 @@ type TokenInfo = store.TokenInfo
 
 // CreateToken stores a new token for p and returns its value, which is not
 // stored and cannot be shown again.
-func (s *Store) CreateToken(ctx context.Context, p call.Principal) (token string, info TokenInfo, err error) {
-	if !p.Role.Valid() {
-		return "", info, fmt.Errorf("unknown role %q", p.Role)
-	}
-	if p.Role == call.RoleAgent && (p.Agent == "" || p.Tenant == "") {
-		return "", info, errors.New("an agent token needs an agent and a tenant")
-	}
-	token, hash := identity.NewToken()
-	now := time.Now().UTC()
-	info = TokenInfo{ID: call.NewID("tok", now), Role: p.Role, Tenant: p.Tenant, Agent: p.Agent, Name: p.Name, CreatedAt: now}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		info.ID, hash, string(p.Role), p.Tenant, p.Agent, p.Name, now.Format(time.RFC3339Nano))
+func (s *Store) CreateToken(ctx context.Context, p call.Principal) (string, TokenInfo, error) {
+	t, err := sqlshared.NewToken(p)
 	if err != nil {
-		return "", info, fmt.Errorf("create token: %w", err)
+		return "", t.Info, err
 	}
-	return token, info, nil
+	_, err = s.db.ExecContext(ctx, `INSERT INTO tokens (id, hash, role, tenant, agent, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		t.Info.ID, t.Hash, string(p.Role), p.Tenant, p.Agent, p.Name, t.Created)
+	if err != nil {
+		return "", t.Info, fmt.Errorf("create token: %w", err)
+	}
+	return t.Token, t.Info, nil
 }
 
 // Authenticate returns the principal of an unrevoked token, or ErrNotFound.
@@ -83,26 +79,10 @@ func (s *Store) RevokeAgentTokens(ctx context.Context, tenant, agent string) (in
 
 // Tokens lists every token, newest first.
 func (s *Store) Tokens(ctx context.Context) ([]TokenInfo, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, role, tenant, agent, name, created_at, revoked_at FROM tokens ORDER BY created_at DESC`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+sqlshared.TokenColumns+` FROM tokens ORDER BY created_at DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	defer rows.Close()
-	var out []TokenInfo
-	for rows.Next() {
-		var t TokenInfo
-		var role, created string
-		var revoked sql.NullString
-		if err := rows.Scan(&t.ID, &role, &t.Tenant, &t.Agent, &t.Name, &created, &revoked); err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
-		}
-		t.Role = call.Role(role)
-		t.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
-		if revoked.Valid {
-			r, _ := time.Parse(time.RFC3339Nano, revoked.String)
-			t.RevokedAt = &r
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return sqlshared.ScanTokens(rows)
 }

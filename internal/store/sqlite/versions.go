@@ -17,9 +17,6 @@ import (
 // the newest row being live now. Servers poll LiveConfig; apply and
 // rollback write here from the CLI.
 
-// ConfigVersion is one stored config.
-type ConfigVersion = store.ConfigVersion
-
 // Errors of the config version operations.
 var (
 	ErrAmbiguous  = store.ErrAmbiguous
@@ -31,7 +28,7 @@ var (
 // author, message and time then stay) and makes it live, in one
 // transaction. It reports whether the version was new and whether it
 // became live (false: it already was).
-func (s *Store) ApplyConfig(ctx context.Context, v ConfigVersion, by string) (created, activated bool, err error) {
+func (s *Store) ApplyConfig(ctx context.Context, v store.ConfigVersion, by string) (created, activated bool, err error) {
 	files, err := json.Marshal(v.Files)
 	if err != nil {
 		return false, false, fmt.Errorf("apply config: %w", err)
@@ -143,12 +140,12 @@ func (s *Store) LiveConfig(ctx context.Context) (string, error) {
 
 // ConfigVersion returns the version named by a hash or a unique prefix of
 // one, with its files: ErrNotFound or ErrAmbiguous otherwise.
-func (s *Store) ConfigVersion(ctx context.Context, prefix string) (*ConfigVersion, error) {
+func (s *Store) ConfigVersion(ctx context.Context, prefix string) (*store.ConfigVersion, error) {
 	v, err := resolveVersion(ctx, s.db, prefix)
 	if err != nil {
 		return nil, err
 	}
-	var cv ConfigVersion
+	var cv store.ConfigVersion
 	var files, created string
 	if err := s.db.QueryRowContext(ctx, `SELECT version, files, author, message, created_at FROM config_versions WHERE version = ?`, v).
 		Scan(&cv.Version, &files, &cv.Author, &cv.Message, &created); err != nil {
@@ -167,7 +164,7 @@ func (s *Store) ConfigVersion(ctx context.Context, prefix string) (*ConfigVersio
 }
 
 // ConfigVersions lists every stored version, newest first, without files.
-func (s *Store) ConfigVersions(ctx context.Context) ([]ConfigVersion, error) {
+func (s *Store) ConfigVersions(ctx context.Context) ([]store.ConfigVersion, error) {
 	live, err := s.LiveConfig(ctx)
 	if err != nil {
 		return nil, err

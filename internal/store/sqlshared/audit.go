@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,12 @@ const RecordColumns = "seq, id, time, tenant, agent, decision, kind, call_id, bo
 // Param returns the SQL placeholder of the nth argument (from 1) of a
 // backend's dialect: "?" or "$n".
 type Param func(n int) string
+
+// Dollar is postgres's Param: $n.
+func Dollar(n int) string { return "$" + strconv.Itoa(n) }
+
+// Question is sqlite's Param: ?.
+func Question(int) string { return "?" }
 
 // AuditQuery builds the query selecting the records f selects, in seq
 // order (descending with f.Desc), and its arguments, with the placeholders

@@ -595,6 +595,31 @@ func testStats(t *testing.T, b Backend) {
 	if all.Calls != 6 || len(all.Volume) != 24 || all.Truncated {
 		t.Errorf("every tenant over a day: %d calls in %d buckets (truncated %v), want 6 in 24", all.Calls, len(all.Volume), all.Truncated)
 	}
+	// A zero bucket is the whole window, even an empty one (Since == now);
+	// a sub-second bucket still counts every call, the newest in the last.
+	for _, q := range []store.StatsQuery{
+		{Tenant: "default", Since: now},
+		{Tenant: "default", Since: now.Add(-time.Hour)},
+		{Tenant: "default", Since: now, Bucket: 300 * time.Millisecond},
+		{Tenant: "default", Since: now.Add(-2 * time.Second), Bucket: 500 * time.Millisecond},
+	} {
+		want := int64(1)
+		if q.Since.Before(now.Add(-time.Minute)) {
+			want = 4
+		}
+		st, err := s.Stats(ctx, q, now)
+		if err != nil {
+			t.Fatalf("since -%v bucket %v: %v", now.Sub(q.Since), q.Bucket, err)
+		}
+		var sum int64
+		for _, v := range st.Volume {
+			sum += v
+		}
+		if st.Calls != want || sum != want || len(st.Volume) == 0 || st.Volume[len(st.Volume)-1] == 0 || (q.Bucket == 0 && len(st.Volume) != 1) {
+			t.Errorf("since -%v bucket %v: %d calls, volume %v, want %d calls, the newest in the last bucket",
+				now.Sub(q.Since), q.Bucket, st.Calls, st.Volume, want)
+		}
+	}
 }
 
 func verify(t *testing.T, s store.Store, pub ed25519.PublicKey, want int64) audit.VerifyResult {

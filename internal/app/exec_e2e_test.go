@@ -12,9 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/warden-dev/warden/internal/app"
+	"github.com/warden-dev/warden/internal/app/apptest"
 	"github.com/warden-dev/warden/internal/cli"
 	"github.com/warden-dev/warden/internal/sandbox"
 )
@@ -62,22 +62,14 @@ func TestExecThroughGateway(t *testing.T) {
 	}
 	const value = "exec-e2e-Secret-7f3a9c"
 	t.Setenv("E2E_EXEC_TOKEN", value)
-	dir := t.TempDir()
-	cfgDir := filepath.Join(dir, "config")
-	if err := os.Mkdir(cfgDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "warden.yaml"), []byte(execConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "warden.db")
+	cfgDir, db := apptest.Config(t, execConfig)
 	srv := runInProcess(t, cfgDir, db)
 	tok := agentToken(t, openStore(t, db))
 
 	post := func(action string, args map[string]any) (int, map[string]any, string) {
 		t.Helper()
 		b, _ := json.Marshal(map[string]any{"connector": "tools", "action": action, "args": args})
-		req, _ := http.NewRequest(http.MethodPost, srv.url+"/v1/calls", bytes.NewReader(b))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/calls", bytes.NewReader(b))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
@@ -122,7 +114,7 @@ func TestExecThroughGateway(t *testing.T) {
 	// The metadata address is refused by the egress proxy, and the attempt
 	// is an audit record of its own.
 	b, _ := json.Marshal(map[string]any{"connector": "net", "action": "fetch"})
-	req, _ := http.NewRequest(http.MethodPost, srv.url+"/v1/calls", bytes.NewReader(b))
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/calls", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
@@ -136,7 +128,7 @@ func TestExecThroughGateway(t *testing.T) {
 	}
 
 	// Neither the stored calls nor the audit trail hold the secret.
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	var kind, body string
@@ -206,33 +198,11 @@ func TestExecEgressSecretRedacted(t *testing.T) {
 	}
 	const value = "Leak7Secret9Token"
 	t.Setenv("E2E_EXEC_EGRESS_TOKEN", value)
-	dir := t.TempDir()
-	cfgDir := filepath.Join(dir, "config")
-	if err := os.Mkdir(cfgDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cfgDir, "warden.yaml"), []byte(execEgressLeakConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "warden.db")
+	cfgDir, db := apptest.Config(t, execEgressLeakConfig)
 	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{ConfigDir: cfgDir, DB: db, Addr: "127.0.0.1:0", Ready: ready,
-			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	}()
-	var base string
-	select {
-	case addr := <-ready:
-		base = "http://" + addr
-	case err := <-done:
-		t.Fatalf("app.Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("warden did not start")
-	}
+	srv := apptest.Start(t, app.Options{ConfigDir: cfgDir, DB: db,
+		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	base := srv.URL
 	tok := agentToken(t, openStore(t, db))
 	b, _ := json.Marshal(map[string]any{"connector": "leaky", "action": "leak"})
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/calls", bytes.NewReader(b))
@@ -247,14 +217,8 @@ func TestExecEgressSecretRedacted(t *testing.T) {
 	if n := strings.Count(string(raw), `"allowed":false`); n != 4 || !strings.Contains(string(raw), "[REDACTED:token]") {
 		t.Fatalf("want 4 refused attempts, redacted: %s", raw)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("app.Run: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("warden did not stop")
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("app.Run: %v", err)
 	}
 	var export, exportErr bytes.Buffer
 	if code := cli.Run(context.Background(), []string{"audit", "export", "--format", "jsonl", "--db", db}, strings.NewReader(""), &export, &exportErr); code != 0 || !strings.Contains(export.String(), `"kind":"egress"`) {

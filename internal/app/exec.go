@@ -38,7 +38,7 @@ func newExecExecutor(c *config.Connector, sec *secret.Resolver, records auditApp
 	r := sec.Redactor()
 	o := execconn.Options{Redact: r.RedactBytes}
 	if records != nil {
-		o.Audit = egressAudit(records, c, version, r)
+		o.Audit = egressAudit(records, c, version)
 	}
 	conn, err := execconn.New(c, o)
 	if err != nil {
@@ -62,13 +62,18 @@ func (e *execExecutor) Execute(ctx context.Context, action string, args map[stri
 	if err != nil {
 		return &dispatch.Outcome{Failed: true, Error: "the command's result could not be encoded", CredentialsUsed: used}, nil
 	}
-	out.Result = json.RawMessage(e.redactor.RedactJSON(b))
+	// Captured output was scrubbed in the sandbox, before it was cut to
+	// the output cap; the dispatcher redacts the whole result again.
+	out.Result = json.RawMessage(b)
 	if f := res.Failure(); f != "" {
 		out.Failed, out.Error = true, f
 		out.Detail = fmt.Sprintf("exit %d, killed %v (%s), landlock ABI %d", res.ExitCode, res.Killed, res.KillReason, res.Landlock)
 	}
 	if res.WorkDir != "" {
-		out.Detail += " work directory kept at " + res.WorkDir
+		if out.Detail != "" {
+			out.Detail += "; "
+		}
+		out.Detail += "work directory kept at " + res.WorkDir
 	}
 	return out, nil
 }
@@ -82,12 +87,11 @@ type auditAppender interface {
 // a sandboxed command: the connector, action and config version, the
 // target in reason and args, outcome succeeded (allowed) or refused. An
 // allowed attempt whose record cannot be written is refused by the proxy.
-// The target is the command's to choose, so it may carry a secret: host and
-// reason are redacted (the connector has already scrubbed the call's own
-// credentials in any case; this catches every other secret too).
-func egressAudit(records auditAppender, c *config.Connector, version string, r *secret.Redactor) func(context.Context, string, egress.Attempt) error {
+// The target is the command's to choose, so it may carry a secret: the
+// proxy has already redacted host and reason with the process's redactor
+// (the connector's Options.Redact) before they reach this function.
+func egressAudit(records auditAppender, c *config.Connector, version string) func(context.Context, string, egress.Attempt) error {
 	return func(ctx context.Context, action string, a egress.Attempt) error {
-		a.Host, a.Reason = r.Redact(a.Host), r.Redact(a.Reason)
 		outcome, verb := audit.OutcomeRefused, "refused"
 		if a.Allowed {
 			outcome, verb = audit.OutcomeSucceeded, "allowed"

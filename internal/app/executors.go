@@ -16,6 +16,7 @@ import (
 	"github.com/warden-dev/warden/internal/connector/template"
 	"github.com/warden-dev/warden/internal/dispatch"
 	"github.com/warden-dev/warden/internal/policy"
+	"github.com/warden-dev/warden/internal/sandbox/egress"
 	"github.com/warden-dev/warden/internal/schema"
 	"github.com/warden-dev/warden/internal/secret"
 	"github.com/warden-dev/warden/internal/telemetry"
@@ -46,7 +47,11 @@ func snapshot(cfg *config.Config, sec *secret.Resolver, upstreams *mcpconn.Pool,
 			}
 		}
 		if c.Type == config.TypeMCP && c.MCP != nil { // without command or url: decide-only
-			ex, err := mcpconn.NewExecutor(c, upstreams, sec.Scope(c.Name, c.Credentials, credentialsTTL(c)), sec.Redactor())
+			var audit func(context.Context, string, egress.Attempt) error
+			if records != nil {
+				audit = egressAudit(records, c, cfg.Version) // exec.go
+			}
+			ex, err := mcpconn.NewExecutor(c, upstreams, sec.Scope(c.Name, c.Credentials, credentialsTTL(c)), sec.Redactor(), audit)
 			if err != nil {
 				return nil, err
 			}
@@ -98,8 +103,8 @@ var upstreamTransport = func() *http.Transport {
 
 // httpExecutor adapts the http connector to the dispatcher, resolving
 // credentials at dispatch time (only its own connector's, cached for at
-// most the connector's credentials_ttl) and scrubbing every secret from
-// what comes back with the process's one redactor.
+// most the connector's credentials_ttl). The dispatcher scrubs what comes
+// back; the executor scrubs the error detail it builds itself.
 type httpExecutor struct {
 	conn     *httpconn.Connector
 	creds    *secret.Scope
@@ -154,7 +159,7 @@ func (e *httpExecutor) Execute(ctx context.Context, action string, args map[stri
 	if err != nil {
 		return &dispatch.Outcome{Failed: true, Error: "the upstream response could not be encoded", CredentialsUsed: used}, nil
 	}
-	out.Result = json.RawMessage(e.redactor.RedactJSON(b))
+	out.Result = json.RawMessage(b) // the dispatcher redacts every result
 	if res.Status >= 400 {
 		out.Failed = true
 		out.Error = fmt.Sprintf("upstream answered %d", res.Status)

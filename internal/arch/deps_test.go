@@ -24,6 +24,7 @@ var domain = []string{
 	"internal/limit",
 	"internal/hook",
 	"internal/sandbox/egress/allowlist",
+	"internal/sandbox/layout",
 }
 
 // forbidden are imports no domain package may have, directly or not.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/sandbox/egress/allowlist"
+	"github.com/warden-dev/warden/internal/sandbox/layout"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -122,7 +123,7 @@ func (d *decoder) sandboxFields(k *sandboxKeys) []field {
 							continue
 						}
 						b = filepath.Clean(b)
-						if r := reservedBind(b); r != "" {
+						if r := layout.ReservedBind(b); r != "" {
 							d.errorf(d.resolve(v), "sandbox binds: %q is the sandbox's own %s; it cannot be bound from the host", b, r)
 							continue
 						}
@@ -259,31 +260,4 @@ func (d *decoder) byteSize(n *yaml.Node, what string) ByteSize {
 		return 0
 	}
 	return v
-}
-
-// boolean decodes true or false.
-func (d *decoder) boolean(n *yaml.Node, what string) (bool, bool) {
-	n = d.resolve(n)
-	if n == nil {
-		return false, false
-	}
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
-		var b bool
-		if err := n.Decode(&b); err == nil {
-			return b, true
-		}
-	}
-	d.errorf(n, "%s must be true or false, got %s", what, kindName(n))
-	return false, false
-}
-
-// reservedBind names the sandbox's own tree that p is in or over; "" when
-// p may be bound.
-func reservedBind(p string) string {
-	for _, r := range []string{"/proc", "/dev", "/tmp", "/work", "/.warden"} {
-		if p == r || strings.HasPrefix(p, r+"/") {
-			return r
-		}
-	}
-	return ""
 }

@@ -271,6 +271,22 @@ func (d *decoder) integer(n *yaml.Node, what string) (int64, bool) {
 	return 0, false
 }
 
+// boolean decodes true or false.
+func (d *decoder) boolean(n *yaml.Node, what string) (bool, bool) {
+	n = d.resolve(n)
+	if n == nil {
+		return false, false
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+		var b bool
+		if err := n.Decode(&b); err == nil {
+			return b, true
+		}
+	}
+	d.errorf(n, "%s must be true or false, got %s", what, kindName(n))
+	return false, false
+}
+
 // value decodes any YAML value into JSON-shaped Go values: map[string]any,
 // []any, string, bool, nil, int64 or float64.
 func (d *decoder) value(n *yaml.Node, what string) (any, bool) {

@@ -138,8 +138,9 @@ type Outcome struct {
 	Result any
 	// Error is what the agent is told: what went wrong in its terms
 	// ("upstream timed out"), never internal addresses, paths or Go error
-	// text. Detail, if set, is the full story for the audit trail and the
-	// logs.
+	// text. Detail, if set, is the full story for operators: the audit
+	// record's error and a warning when the call failed, an info log line
+	// ("call detail") when it succeeded; never the agent.
 	Error           string
 	Detail          string
 	CredentialsUsed []string
@@ -514,9 +515,14 @@ func (d *Dispatcher) execute(ctx context.Context, exec Executor, st *State, req 
 	rec := d.record(st, audit.KindOutcome, req.Trigger)
 	rec.Outcome = st.Status
 	rec.CredentialsUsed = out.CredentialsUsed
-	if out.Failed && out.Detail != "" {
+	switch {
+	case out.Failed && out.Detail != "":
 		rec.Error = d.redact(out.Error + ": " + out.Detail)
 		d.log.WarnContext(ctx, "call failed", "call", st.ID, "connector", st.Connector, "action", st.Action, "err", rec.Error)
+	case out.Detail != "":
+		// A succeeded call's detail (a kept work directory) is for operators:
+		// the log, never the agent or the result.
+		d.log.InfoContext(ctx, "call detail", "call", st.ID, "connector", st.Connector, "action", st.Action, "detail", d.redact(out.Detail))
 	}
 	if err := d.store.Commit(ctx, rec, st); err != nil {
 		// The action ran but its outcome is not recorded: the caller must not

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -197,7 +198,11 @@ func TestShimCannotBePlanted(t *testing.T) {
 	stale := &shimBinary{f: first.f, path: first.path, dev: first.dev, ino: first.ino, copied: true}
 	shimMu.Unlock()
 	spec := Spec{Argv: sh(`echo ok`)}
-	r, err := prepareWith(spec, stale.f)
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := prepareWith(spec, bwrap, stale.f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/sandbox/egress"
+	"github.com/warden-dev/warden/internal/sandbox/layout"
 	"github.com/warden-dev/warden/internal/sandbox/shim"
 	"golang.org/x/sys/unix"
 )
@@ -338,8 +338,8 @@ type runner struct {
 	bwrapPid atomic.Int32 // bubblewrap's pid once started (the egress listener reads it)
 
 	mu     sync.Mutex
-	reason string // why warden killed it, if it did
-	start_ time.Time
+	reason string    // why warden killed it, if it did
+	begun  time.Time // when bubblewrap was started
 	stop   func() bool
 	watch  chan struct{}
 	ran    chan bool // whether the shim got as far as exec'ing the command
@@ -349,22 +349,22 @@ func prepare(spec Spec) (*runner, error) {
 	if len(spec.Argv) == 0 || spec.Argv[0] == "" {
 		return nil, errors.New("sandbox: empty command")
 	}
-	if _, err := exec.LookPath("bwrap"); err != nil {
+	// The one look-up of bubblewrap in a run: callers need not check
+	// Available first.
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
 		return nil, ErrNoBubblewrap
 	}
 	exe, err := shimFile()
 	if err != nil {
 		return nil, err
 	}
-	return prepareWith(spec, exe)
+	return prepareWith(spec, bwrap, exe)
 }
 
-// prepareWith prepares spec's run with exe as the shim's executable.
-func prepareWith(spec Spec, exe *os.File) (*runner, error) {
-	bwrap, err := exec.LookPath("bwrap")
-	if err != nil {
-		return nil, ErrNoBubblewrap
-	}
+// prepareWith prepares spec's run with bwrap as bubblewrap's path and exe
+// as the shim's executable.
+func prepareWith(spec Spec, bwrap string, exe *os.File) (*runner, error) {
 	r := &runner{spec: spec, limits: spec.Limits.WithDefaults(), watch: make(chan struct{}), ran: make(chan bool, 1)}
 	ok := false
 	defer func() {
@@ -469,9 +469,6 @@ func prepareWith(spec Spec, exe *os.File) (*runner, error) {
 	r.stderr = newCapture(r.limits.Output)
 	cmd.Stderr = r.stderr
 	r.cmd = cmd
-	if os.Getenv("SBX_DEBUG") != "" {
-		fmt.Fprintln(os.Stderr, cmd.Args)
-	}
 	// The config goes through a pipe, never the command line: the
 	// environment may hold secrets, and command lines are world-readable.
 	b, err := json.Marshal(cfg)
@@ -496,10 +493,8 @@ func bindArgs(paths []string, try bool) ([]string, error) {
 			return nil, fmt.Errorf("sandbox: bind %q is not an absolute path", p)
 		}
 		p = filepath.Clean(p)
-		if p == "/" || slices.ContainsFunc([]string{"/proc", "/dev", "/tmp", WorkMount, "/.warden"}, func(r string) bool {
-			return p == r || strings.HasPrefix(p, r+"/")
-		}) {
-			return nil, fmt.Errorf("sandbox: bind %q is not allowed (/, /proc, /dev, /tmp, %s and /.warden are the sandbox's own)", p, WorkMount)
+		if r := layout.ReservedBind(p); r != "" {
+			return nil, fmt.Errorf("sandbox: bind %q is not allowed: it is the sandbox's own %s", p, r)
 		}
 		fi, err := os.Lstat(p)
 		if err != nil {
@@ -666,7 +661,7 @@ func (r *runner) sandboxInit() int {
 }
 
 func (r *runner) start(ctx context.Context) error {
-	r.start_ = time.Now()
+	r.begun = time.Now()
 	err := r.cmd.Start()
 	if err == nil {
 		r.bwrapPid.Store(int32(r.cmd.Process.Pid))
@@ -729,7 +724,7 @@ func (r *runner) wait() (*Result, error) {
 	if r.stop != nil {
 		r.stop()
 	}
-	res := &Result{ExitCode: -1, Duration: time.Since(r.start_)}
+	res := &Result{ExitCode: -1, Duration: time.Since(r.begun)}
 	ran := <-r.ran
 	if st := r.cmd.ProcessState; st != nil {
 		res.CPUTime = st.UserTime() + st.SystemTime()

@@ -63,6 +63,7 @@ import (
 	"time"
 
 	"github.com/warden-dev/warden/internal/sandbox/egress"
+	"github.com/warden-dev/warden/internal/sandbox/layout"
 )
 
 // ErrNoBubblewrap is returned when bwrap is not on PATH. warden never falls
@@ -79,7 +80,7 @@ var DefaultBinds = []string{"/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin
 
 // WorkMount is where the work directory appears inside the sandbox, and
 // the command's working directory unless Spec.Dir says otherwise.
-const WorkMount = "/work"
+const WorkMount = layout.WorkMount
 
 // ProxyPort is the loopback port inside the sandbox's network namespace
 // where the egress proxy is reachable.
@@ -152,13 +153,15 @@ type Spec struct {
 	// warden). Values may be secrets: they are never put on a command line.
 	Env map[string]string
 	// Dir is the working directory inside the sandbox; default WorkMount.
+	// Only tests set it; no connector does.
 	Dir string
 	// Binds are host paths bound read-only at the same place; empty:
 	// DefaultBinds.
 	Binds []string
 	// WorkDir is a host directory to mount writable at /work and keep
 	// afterwards. Empty: a fresh directory is made under os.TempDir() for
-	// this run and removed after it, unless KeepWorkDir.
+	// this run and removed after it, unless KeepWorkDir. Only tests set
+	// it; connectors use Seed and KeepWorkDir.
 	WorkDir string
 	// Seed is a host directory whose contents are copied into a fresh work
 	// directory before the command starts.
@@ -171,7 +174,7 @@ type Spec struct {
 	// CONNECT proxy that allows only its hosts. Nil: no network.
 	Egress *egress.Options
 	// Stdin feeds the command's stdin in Run; nil: empty. Start ignores it
-	// (Process.Stdin is a pipe).
+	// (Process.Stdin is a pipe). Only tests set it.
 	Stdin io.Reader
 	// Redact, when set, scrubs captured output before it is cut to
 	// Limits.Output, so that a secret straddling the cut cannot leave a

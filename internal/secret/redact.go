@@ -175,7 +175,9 @@ func newMatcher(values map[string]string) *matcher {
 	return m
 }
 
-// Forms returns the encodings of v the redactor looks for: v itself, its
+// Forms returns the encodings of v the redactor looks for: v itself and in
+// lower case (the egress proxy lower-cases host names, and a secret a
+// command puts in one must still be caught), its
 // base64 (standard and URL alphabets, padded and not, and the part of it
 // that is the same whatever bytes surround v in a longer encoded string, as
 // in HTTP Basic credentials), hex (lower and upper case), URL query and
@@ -184,6 +186,7 @@ func Forms(v string) []string {
 	b := []byte(v)
 	fs := []string{
 		v,
+		strings.ToLower(v),
 		base64.StdEncoding.EncodeToString(b),
 		base64.RawStdEncoding.EncodeToString(b),
 		base64.URLEncoding.EncodeToString(b),

@@ -55,6 +55,21 @@ func TestRedactForms(t *testing.T) {
 	}
 }
 
+// TestRedactLowerCase: a secret lower-cased on its way (the egress proxy
+// lower-cases host names) is still redacted.
+func TestRedactLowerCase(t *testing.T) {
+	r := NewRedactor()
+	r.Add("token", NewValue("S3cretT0kenValue"))
+	for _, in := range []string{
+		"CONNECT S3cretT0kenValue.example:443",
+		"CONNECT s3crett0kenvalue.example:443",
+	} {
+		if got, want := r.Redact(in), "CONNECT [REDACTED:token].example:443"; got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // TestRedactBasicAuth: a value inside a longer base64 string (HTTP Basic
 // credentials) is found at every byte alignment.
 func TestRedactBasicAuth(t *testing.T) {

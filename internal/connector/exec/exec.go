@@ -21,9 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/warden-dev/warden/internal/config"
@@ -38,7 +36,10 @@ var ErrUnsafeValue = errors.New("argument value contains a NUL byte")
 
 // Options configure a Connector beyond its config.
 type Options struct {
-	// Redact scrubs secrets from captured output; nil: nothing is scrubbed.
+	// Redact scrubs secrets from captured output and from what egress
+	// attempts show (host and reason); nil: nothing is scrubbed. The proxy
+	// lower-cases host names, so it should know secrets in lower case too
+	// (secret.Redactor does).
 	Redact func([]byte) []byte
 	// Resolver and AllowAddr override the egress proxy's DNS and address
 	// policy (tests only; nil: the strict production defaults).
@@ -61,10 +62,7 @@ type action struct {
 // for concurrent use.
 type Connector struct {
 	name    string
-	binds   []string
-	seed    string
-	keep    bool
-	egress  []string
+	sandbox *config.Sandbox
 	opts    Options
 	actions map[string]*action
 }
@@ -75,7 +73,7 @@ func New(c *config.Connector, o Options) (*Connector, error) {
 		return nil, fmt.Errorf("connector %s: not an exec connector", c.Name)
 	}
 	s := c.Sandbox
-	conn := &Connector{name: c.Name, binds: s.Binds, seed: s.Workdir.Seed, keep: s.Workdir.Keep, egress: s.Egress, opts: o, actions: map[string]*action{}}
+	conn := &Connector{name: c.Name, sandbox: s, opts: o, actions: map[string]*action{}}
 	for name, a := range c.Actions {
 		if a.Exec == nil {
 			return nil, fmt.Errorf("connector %s action %s: no command", c.Name, name)
@@ -107,6 +105,22 @@ func Limits(l config.SandboxLimits) sandbox.Limits {
 		Processes: l.Processes, FileSize: int64(l.FileSize), OpenFiles: l.OpenFiles,
 		Timeout: time.Duration(l.Timeout), Output: int64(l.Output), Tmp: int64(l.Tmp),
 	}
+}
+
+// SandboxSpec is the sandbox.Spec of a connector's sandbox block for one
+// command: its binds, work directory and egress allowlist, with o's
+// redactor (for output and egress attempts) and proxy overrides. audit, if
+// set, is told of each egress attempt. Exec actions and sandboxed MCP
+// servers both get theirs here.
+func SandboxSpec(sb *config.Sandbox, argv []string, env map[string]string, limits sandbox.Limits, o Options, audit func(egress.Attempt) error) sandbox.Spec {
+	spec := sandbox.Spec{Argv: argv, Env: env, Binds: sb.Binds, Seed: sb.Workdir.Seed, KeepWorkDir: sb.Workdir.Keep, Limits: limits, Redact: o.Redact}
+	if len(sb.Egress) > 0 {
+		spec.Egress = &egress.Options{Allow: sb.Egress, Resolver: o.Resolver, AllowAddr: o.AllowAddr, Audit: audit}
+		if redact := o.Redact; redact != nil {
+			spec.Egress.Redact = func(s string) string { return string(redact([]byte(s))) }
+		}
+	}
+	return spec
 }
 
 // Attempt is one egress attempt as the agent sees it.
@@ -143,28 +157,6 @@ func (c *Connector) Execute(ctx context.Context, name string, args map[string]an
 	if !ok {
 		return nil, fmt.Errorf("connector %s has no action %q", c.name, name)
 	}
-	if err := sandbox.Available(); err != nil {
-		return nil, err
-	}
-	// The credentials this call resolved, to scrub from what its egress
-	// attempts show whatever their case (the proxy lower-cases host names,
-	// which the caller's redactor would not recognise).
-	var (
-		credMu sync.Mutex
-		creds  = map[string]string{} // value → name
-	)
-	if cred != nil {
-		resolve := cred
-		cred = func(n string) (string, error) {
-			v, err := resolve(n)
-			if err == nil {
-				credMu.Lock()
-				creds[v] = n
-				credMu.Unlock()
-			}
-			return v, err
-		}
-	}
 	data := template.Data{Args: args, Credential: cred}
 	var esc template.Escaper
 	if a.shell {
@@ -195,24 +187,11 @@ func (c *Connector) Execute(ctx context.Context, name string, args map[string]an
 		}
 		env[k] = s
 	}
-	spec := sandbox.Spec{Argv: argv, Env: env, Binds: c.binds, Seed: c.seed, KeepWorkDir: c.keep, Limits: a.limits, Redact: c.opts.Redact}
-	if len(c.egress) > 0 {
-		spec.Egress = &egress.Options{Allow: c.egress, Resolver: c.opts.Resolver, Redact: func(s string) string {
-			if c.opts.Redact != nil {
-				s = string(c.opts.Redact([]byte(s)))
-			}
-			credMu.Lock()
-			defer credMu.Unlock()
-			return RedactFold(s, creds)
-		}}
-		if audit := c.opts.Audit; audit != nil {
-			spec.Egress.Audit = func(a egress.Attempt) error { return audit(ctx, name, a) }
-		}
-		if c.opts.AllowAddr != nil {
-			spec.Egress.AllowAddr = c.opts.AllowAddr
-		}
+	var audit func(egress.Attempt) error
+	if au := c.opts.Audit; au != nil {
+		audit = func(a egress.Attempt) error { return au(ctx, name, a) }
 	}
-	res, err := sandbox.Run(ctx, spec)
+	res, err := sandbox.Run(ctx, SandboxSpec(c.sandbox, argv, env, a.limits, c.opts, audit))
 	if err != nil {
 		return nil, err
 	}
@@ -225,48 +204,6 @@ func (c *Connector) Execute(ctx context.Context, name string, args map[string]an
 		out.Egress = append(out.Egress, Attempt{Host: e.Host, Port: e.Port, Allowed: e.Allowed, Reason: e.Reason})
 	}
 	return out, nil
-}
-
-// RedactFold replaces every occurrence of each value of secrets (value →
-// name), compared without regard to ASCII case, with [REDACTED:name].
-// Values shorter than 4 bytes are left alone, as the redactor does.
-func RedactFold(s string, secrets map[string]string) string {
-	if len(secrets) == 0 {
-		return s
-	}
-	vals := make([]string, 0, len(secrets))
-	for v := range secrets {
-		if len(v) >= 4 {
-			vals = append(vals, v)
-		}
-	}
-	// Longest first, so that a secret containing another is replaced whole.
-	sort.Slice(vals, func(i, j int) bool {
-		return len(vals[i]) > len(vals[j]) || len(vals[i]) == len(vals[j]) && vals[i] < vals[j]
-	})
-	for _, v := range vals {
-		lv := asciiLower(v)
-		for {
-			// asciiLower keeps byte offsets, so an index in the folded
-			// string is an index in s.
-			i := strings.Index(asciiLower(s), lv)
-			if i < 0 {
-				break
-			}
-			s = s[:i] + "[REDACTED:" + secrets[v] + "]" + s[i+len(v):]
-		}
-	}
-	return s
-}
-
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
 }
 
 // ShellQuote makes s one single-quoted shell word.

@@ -12,8 +12,10 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-dev/warden/internal/config"
+	execconn "github.com/warden-dev/warden/internal/connector/exec"
 	"github.com/warden-dev/warden/internal/connector/template"
 	"github.com/warden-dev/warden/internal/dispatch"
+	"github.com/warden-dev/warden/internal/sandbox/egress"
 	"github.com/warden-dev/warden/internal/secret"
 )
 
@@ -23,6 +25,7 @@ type Executor struct {
 	pool     *Pool
 	gen      uint64 // this executor's launch generation (Pool.generation)
 	launch   Launch
+	key      string // launch.key(), computed once
 	creds    *secret.Scope
 	redactor *secret.Redactor
 	refs     []string // references of the credentials the launch names
@@ -32,8 +35,9 @@ var _ dispatch.Executor = (*Executor)(nil)
 
 // NewExecutor returns the executor of an mcp connector. Its upstream is
 // taken from pool on first use; a stdio upstream with a sandbox block runs
-// in the sandbox (SandboxStart).
-func NewExecutor(c *config.Connector, pool *Pool, creds *secret.Scope, redactor *secret.Redactor) (*Executor, error) {
+// in the sandbox (SandboxStart), its egress attempts told to egressAudit
+// (nil: only redacted).
+func NewExecutor(c *config.Connector, pool *Pool, creds *secret.Scope, redactor *secret.Redactor, egressAudit func(context.Context, string, egress.Attempt) error) (*Executor, error) {
 	if c.MCP == nil {
 		return nil, fmt.Errorf("connector %s: not an mcp connector", c.Name)
 	}
@@ -44,9 +48,9 @@ func NewExecutor(c *config.Connector, pool *Pool, creds *secret.Scope, redactor 
 	}
 	if c.Sandbox != nil && m.Command != "" {
 		l.Sandbox = c.Sandbox
-		l.Start = SandboxStart(c.Sandbox, redactor.RedactBytes)
+		l.Start = SandboxStart(c.Sandbox, execconn.Options{Redact: redactor.RedactBytes, Audit: egressAudit})
 	}
-	e := &Executor{pool: pool, gen: pool.generation(), launch: l, creds: creds, redactor: redactor}
+	e := &Executor{pool: pool, gen: pool.generation(), launch: l, key: l.key(), creds: creds, redactor: redactor}
 	for _, tmpls := range []map[string]string{m.Env, m.Headers} {
 		for _, s := range tmpls {
 			t, err := template.Parse(s)
@@ -66,7 +70,7 @@ func NewExecutor(c *config.Connector, pool *Pool, creds *secret.Scope, redactor 
 
 // Upstream is the key of this executor's launch in its pool: what
 // Pool.Retain keeps.
-func (e *Executor) Upstream() string { return e.launch.Key() }
+func (e *Executor) Upstream() string { return e.key }
 
 // credential resolves through the connector's scope: the value is
 // registered with the redactor before the upstream ever sees it.
@@ -81,12 +85,12 @@ func (e *Executor) credential(ctx context.Context, name string) (string, error) 
 // Execute calls the upstream tool named action.
 func (e *Executor) Execute(ctx context.Context, action string, args map[string]any) (*dispatch.Outcome, error) {
 	out := &dispatch.Outcome{CredentialsUsed: e.refs}
-	res, err := e.pool.Call(ctx, &e.launch, e.gen, e.credential, action, args)
+	res, err := e.pool.Call(ctx, &e.launch, e.key, e.gen, e.credential, action, args)
 	if err != nil {
 		out.Failed = true
 		out.Error = agentError(err)
 		out.Detail = e.redactor.Redact(err.Error())
-		var se *StartError
+		var se *startError
 		out.CredentialFailed = errors.As(err, &se) && se.Credential != ""
 		return out, nil
 	}
@@ -106,7 +110,7 @@ func (e *Executor) Execute(ctx context.Context, action string, args map[string]a
 // the descriptions and schemas of actions the config does not declare).
 // Descriptions are scrubbed like results.
 func (e *Executor) UpstreamTools(ctx context.Context) ([]*sdk.Tool, error) {
-	tools, err := e.pool.Tools(ctx, &e.launch, e.gen, e.credential)
+	tools, err := e.pool.Tools(ctx, &e.launch, e.key, e.gen, e.credential)
 	if err != nil {
 		return nil, errors.New(agentError(err))
 	}
@@ -134,9 +138,9 @@ func scrubTools(r *secret.Redactor, tools []*sdk.Tool) []*sdk.Tool {
 // agentError says what went wrong in the agent's terms; the details
 // (addresses, commands, Go's text) go to the audit trail only.
 func agentError(err error) string {
-	var se *StartError
+	var se *startError
 	switch {
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, errClosed):
 		return "warden is shutting down; the upstream is stopped"
 	case errors.As(err, &se) && se.Credential != "":
 		return fmt.Sprintf("credential %q could not be resolved; the upstream was not started", se.Credential)

@@ -22,7 +22,7 @@
 // headers, rendered from {credentials.NAME} templates at session start;
 // everything coming back is scrubbed by the process's redactor before the
 // dispatcher sees it. A stdio upstream inherits nothing of warden's own
-// environment but a short list (PATH, HOME, locale, TMPDIR).
+// environment but a short list (PATH, HOME, USER, locale, TZ, TMPDIR).
 package mcp
 
 import (
@@ -47,9 +47,9 @@ import (
 	"github.com/warden-dev/warden/internal/connector/template"
 )
 
-// DefaultTimeout bounds one tools/call, and a session start, when the
+// defaultTimeout bounds one tools/call, and a session start, when the
 // connector sets no timeout.
-const DefaultTimeout = 30 * time.Second
+const defaultTimeout = 30 * time.Second
 
 // toolsTTL is how long an upstream's tool list is reused (it is dropped
 // at once when the upstream says its list changed).
@@ -92,10 +92,8 @@ type Launch struct {
 	Start func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, func(), error) `json:"-"`
 }
 
-// Key names the upstream in the pool: what Pool.Retain takes.
-func (l *Launch) Key() string { return l.key() }
-
-// key names the upstream in the pool.
+// key names the upstream in the pool: what Pool.Retain takes. It costs a
+// JSON encoding and a hash, so an executor computes it once.
 func (l *Launch) key() string {
 	b, _ := json.Marshal(l) // maps marshal sorted: the same launch, the same key
 	sum := sha256.Sum256(b)
@@ -106,29 +104,29 @@ func (l *Launch) timeout() time.Duration {
 	if l.Timeout > 0 {
 		return l.Timeout
 	}
-	return DefaultTimeout
+	return defaultTimeout
 }
 
-// Credential resolves a credential by name for a session start.
-type Credential func(ctx context.Context, name string) (string, error)
+// credential resolves a credential by name for a session start.
+type credential func(ctx context.Context, name string) (string, error)
 
-// ErrClosed is returned once the pool is closed.
-var ErrClosed = errors.New("mcp connector: shutting down")
+// errClosed is returned once the pool is closed.
+var errClosed = errors.New("mcp connector: shutting down")
 
-// StartError is a failure to start an upstream session.
-type StartError struct {
+// startError is a failure to start an upstream session.
+type startError struct {
 	Credential string // set when a credential could not be resolved
 	Err        error
 }
 
-func (e *StartError) Error() string {
+func (e *startError) Error() string {
 	if e.Credential != "" {
 		return fmt.Sprintf("credential %q could not be resolved: %v", e.Credential, e.Err)
 	}
 	return "starting the upstream: " + e.Err.Error()
 }
 
-func (e *StartError) Unwrap() error { return e.Err }
+func (e *startError) Unwrap() error { return e.Err }
 
 // Pool holds upstream sessions across config versions. It is safe for
 // concurrent use.
@@ -136,7 +134,7 @@ type Pool struct {
 	log *slog.Logger
 
 	mu     sync.Mutex
-	ups    map[string]*upstream // by Launch.key
+	ups    map[string]*upstream // by launch key
 	gen    uint64               // the last generation handed out
 	closed bool
 	// kept is the set of launch keys the last Retain kept, and keptGen the
@@ -154,7 +152,7 @@ func NewPool(log *slog.Logger) *Pool {
 	return &Pool{log: log, ups: map[string]*upstream{}}
 }
 
-// Close stops every upstream. Calls after Close fail with ErrClosed.
+// Close stops every upstream. Calls after Close fail with errClosed.
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -202,18 +200,17 @@ func (p *Pool) generation() uint64 {
 	return p.gen
 }
 
-// acquire returns the upstream for l, counting one user; release it with
-// done. A newer launch of a connector retires the older ones: each stops
+// acquire returns the upstream for l, whose key is k (l.key()), counting
+// one user; release it with done. A newer launch of a connector retires the older ones: each stops
 // once its last user is done. An older one (a call still running under
 // the previous config version) gets its own upstream, retired at once, so
 // that it cannot displace the newer one.
-func (p *Pool) acquire(l *Launch, gen uint64) (*upstream, error) {
+func (p *Pool) acquire(l *Launch, k string, gen uint64) (*upstream, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, ErrClosed
+		return nil, errClosed
 	}
-	k := l.key()
 	u, ok := p.ups[k]
 	if !ok {
 		u = &upstream{launch: *l, gen: gen, log: p.log.With("connector", l.Connector)}
@@ -319,13 +316,13 @@ func (u *upstream) hung(s *sdk.ClientSession, kill func()) {
 // get returns a live session, and the function that kills its process,
 // starting one if needed. Concurrent callers share one start, each waiting
 // no longer than its own ctx allows.
-func (u *upstream) get(ctx context.Context, cred Credential) (*sdk.ClientSession, func(), error) {
+func (u *upstream) get(ctx context.Context, cred credential) (*sdk.ClientSession, func(), error) {
 	for {
 		u.mu.Lock()
 		switch {
 		case u.stopped:
 			u.mu.Unlock()
-			return nil, nil, ErrClosed
+			return nil, nil, errClosed
 		case u.session != nil:
 			s, kill := u.session, u.kill
 			u.mu.Unlock()
@@ -355,7 +352,7 @@ func (u *upstream) get(ctx context.Context, cred Credential) (*sdk.ClientSession
 			// call can afford it, else say so.
 			u.mu.Unlock()
 			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+time.Second {
-				return nil, nil, &StartError{Err: fmt.Errorf("the upstream failed recently; next start in %s", wait.Round(time.Millisecond))}
+				return nil, nil, &startError{Err: fmt.Errorf("the upstream failed recently; next start in %s", wait.Round(time.Millisecond))}
 			}
 			t := time.NewTimer(wait)
 			select {
@@ -378,7 +375,7 @@ func (u *upstream) get(ctx context.Context, cred Credential) (*sdk.ClientSession
 
 // begin starts a session and publishes the outcome: the session, or a
 // failure and its backoff. Called with u.starting set.
-func (u *upstream) begin(ctx context.Context, cred Credential) {
+func (u *upstream) begin(ctx context.Context, cred credential) {
 	defer u.begins.Done()
 	s, kill, err := u.start(ctx, cred)
 	u.mu.Lock()
@@ -440,14 +437,14 @@ func (u *upstream) lost(s *sdk.ClientSession, err error) {
 }
 
 // start launches the upstream and completes the MCP handshake.
-func (u *upstream) start(ctx context.Context, cred Credential) (*sdk.ClientSession, func(), error) {
+func (u *upstream) start(ctx context.Context, cred credential) (*sdk.ClientSession, func(), error) {
 	l := &u.launch
 	ctx, cancel := context.WithTimeout(ctx, l.timeout())
 	defer cancel()
 	render := func(what string, tmpl string) (string, error) {
 		t, err := template.Parse(tmpl)
 		if err != nil {
-			return "", &StartError{Err: fmt.Errorf("%s: %w", what, err)}
+			return "", &startError{Err: fmt.Errorf("%s: %w", what, err)}
 		}
 		var failed string
 		s, err := template.Render(t, template.Data{Credential: func(name string) (string, error) {
@@ -458,7 +455,7 @@ func (u *upstream) start(ctx context.Context, cred Credential) (*sdk.ClientSessi
 			return v, err
 		}}, nil)
 		if err != nil {
-			return "", &StartError{Credential: failed, Err: err}
+			return "", &startError{Credential: failed, Err: err}
 		}
 		return s, nil
 	}
@@ -503,7 +500,7 @@ func (u *upstream) start(ctx context.Context, cred Credential) (*sdk.ClientSessi
 		if l.Start != nil {
 			t, k, err := l.Start(ctx, l.Command, l.Args, env)
 			if err != nil {
-				return nil, nil, &StartError{Err: err}
+				return nil, nil, &startError{Err: err}
 			}
 			transport, kill = t, k
 		} else {
@@ -524,7 +521,7 @@ func (u *upstream) start(ctx context.Context, cred Credential) (*sdk.ClientSessi
 		if kill != nil {
 			kill() // a process that started but failed the handshake
 		}
-		return nil, nil, &StartError{Err: err}
+		return nil, nil, &startError{Err: err}
 	}
 	u.log.Info("mcp upstream started", "upstream", u.launch.describe())
 	return s, kill, nil
@@ -587,9 +584,9 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// Call runs one tool on l's upstream.
-func (p *Pool) Call(ctx context.Context, l *Launch, gen uint64, cred Credential, tool string, args map[string]any) (*sdk.CallToolResult, error) {
-	u, err := p.acquire(l, gen)
+// Call runs one tool on l's upstream; key is l.key().
+func (p *Pool) Call(ctx context.Context, l *Launch, key string, gen uint64, cred credential, tool string, args map[string]any) (*sdk.CallToolResult, error) {
+	u, err := p.acquire(l, key, gen)
 	if err != nil {
 		return nil, err
 	}
@@ -618,9 +615,9 @@ func (p *Pool) Call(ctx context.Context, l *Launch, gen uint64, cred Credential,
 	return res, err
 }
 
-// Tools returns l's upstream's tools, cached briefly.
-func (p *Pool) Tools(ctx context.Context, l *Launch, gen uint64, cred Credential) ([]*sdk.Tool, error) {
-	u, err := p.acquire(l, gen)
+// Tools returns l's upstream's tools, cached briefly; key is l.key().
+func (p *Pool) Tools(ctx context.Context, l *Launch, key string, gen uint64, cred credential) ([]*sdk.Tool, error) {
+	u, err := p.acquire(l, key, gen)
 	if err != nil {
 		return nil, err
 	}

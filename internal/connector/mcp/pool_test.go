@@ -113,7 +113,7 @@ func stdioConnector(t *testing.T, name string, timeout time.Duration, env map[st
 func newExecutor(t *testing.T, pool *mcpconn.Pool, c *config.Connector, red *secret.Redactor) *mcpconn.Executor {
 	t.Helper()
 	res := secret.NewResolver(secret.ResolverOptions{Redactor: red})
-	ex, err := mcpconn.NewExecutor(c, pool, res.Scope(c.Name, c.Credentials, time.Minute), red)
+	ex, err := mcpconn.NewExecutor(c, pool, res.Scope(c.Name, c.Credentials, time.Minute), red, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,16 @@ import (
 // no network unless sb lists egress hosts, rlimits). The process lives as
 // long as its session: closing the session closes its stdin, and kills it
 // if it has not exited a moment later; the function returned with the
-// transport kills it at once. redact scrubs its captured stderr.
-func SandboxStart(sb *config.Sandbox, redact func([]byte) []byte) func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, func(), error) {
+// transport kills it at once. o.Redact scrubs its captured stderr and
+// what its egress attempts show; o.Audit is told of each attempt. The
+// server serves every call of its sessions, so its attempts are reported
+// with no call in ctx and no action, and under the config version of the
+// executor that started it.
+func SandboxStart(sb *config.Sandbox, o execconn.Options) func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, func(), error) {
+	var audit func(egress.Attempt) error
+	if au := o.Audit; au != nil {
+		audit = func(a egress.Attempt) error { return au(context.Background(), "", a) }
+	}
 	return func(ctx context.Context, cmd string, args, env []string) (sdk.Transport, func(), error) {
 		vars := map[string]string{}
 		for _, kv := range env {
@@ -32,14 +40,7 @@ func SandboxStart(sb *config.Sandbox, redact func([]byte) []byte) func(ctx conte
 			}
 			vars[k] = v
 		}
-		spec := sandbox.Spec{
-			Argv: append([]string{cmd}, args...), Env: vars,
-			Binds: sb.Binds, Seed: sb.Workdir.Seed, KeepWorkDir: sb.Workdir.Keep,
-			Limits: execconn.Limits(sb.Limits), Redact: redact,
-		}
-		if len(sb.Egress) > 0 {
-			spec.Egress = &egress.Options{Allow: sb.Egress}
-		}
+		spec := execconn.SandboxSpec(sb, append([]string{cmd}, args...), vars, execconn.Limits(sb.Limits), o, audit)
 		// The process outlives the call that starts it: its life is the
 		// session's, ended by Close below, not by ctx.
 		p, err := sandbox.Start(context.WithoutCancel(ctx), spec)

@@ -194,7 +194,9 @@ func TestProxy(t *testing.T) {
 func TestRedactedAttempts(t *testing.T) {
 	const secret = "S3cretT0kenValue"
 	redact := func(s string) string {
-		// Like the exec connector's: case-insensitive for the secret.
+		// Case-insensitive for the secret: the process redactor the exec
+		// connector passes knows it as given and lower-cased, which is
+		// all the proxy can show.
 		i := strings.Index(strings.ToLower(s), strings.ToLower(secret))
 		if i < 0 {
 			return s
@@ -241,13 +243,18 @@ func TestMaxConns(t *testing.T) {
 	}
 	go p.Serve(ln)
 	defer func() { ln.Close(); p.Close() }()
+	// Two connections held open: the proxy's whole allowance.
 	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
 	for range 2 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
 		held = append(held, c)
 	}
 	c, err := net.Dial("tcp", ln.Addr().String())

@@ -53,7 +53,7 @@ type Options struct {
 	MetricsAddr     string          // a separate listener for GET /metrics; "": on Addr (telemetry.go)
 	Reload          <-chan struct{} // a receive reloads the config at once (SIGHUP; tests)
 	ConfigPoll      time.Duration   // how often config files are checked for changes; default 1s, negative: never
-	MCPWait         time.Duration   // how long an MCP tools/call waits for an approval (serve --mcp-wait); 0: 60s, negative: no wait
+	MCPWait         time.Duration   // how long an MCP tools/call waits for an approval (serve --mcp-wait); 0: no wait
 }
 
 // DefaultAddr is where `warden serve` listens by default.

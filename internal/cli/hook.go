@@ -17,6 +17,7 @@ import (
 	"github.com/warden-dev/warden/internal/app"
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/client"
+	"github.com/warden-dev/warden/internal/dispatch"
 	"github.com/warden-dev/warden/internal/hook"
 )
 
@@ -97,7 +98,7 @@ func (h *hookRun) pre(ctx context.Context, c *client.Client, p *hook.Payload) in
 		}
 	}
 	reason = "warden: " + reason + " (" + res.ID + ")"
-	if verdict != hook.Deny && res.Status == "decided" {
+	if verdict != hook.Deny && res.Status == dispatch.StatusDecided {
 		if err := h.remember(p, res.ID); err != nil {
 			// The decision stands; only the outcome report is lost.
 			fmt.Fprintf(h.e.stderr, "warden hook: cannot keep the call id for PostToolUse: %v\n", err)

@@ -89,8 +89,52 @@ func TestHookClaudeCode(t *testing.T) {
 		})
 	}
 
-	// The tools that ran report their outcome.
+	// --token-file instead of $WARDEN_TOKEN: its first line is the token.
+	t.Run("token file", func(t *testing.T) {
+		t.Setenv("WARDEN_TOKEN", "")
+		file := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(file, []byte("  "+strings.TrimSpace(tok)+"\nignored\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := hookRun(payload("PreToolUse", "Read", `{"file_path":"/home/dev/app/a.go"}`, "toolu_token_file", ""), "--token-file", file)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if a := answer(t, out); a.HookSpecificOutput.Decision != "allow" {
+			t.Errorf("answer with --token-file = %+v, want allow", a.HookSpecificOutput)
+		}
+	})
+
+	// A state directory others can read is refused: the decision stands,
+	// but no call id is left in it, and its PostToolUse reports nothing.
+	t.Run("state dir not 0700", func(t *testing.T) {
+		open := t.TempDir()
+		if err := os.Chmod(open, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		in := `{"file_path":"/home/dev/app/b.go"}`
+		code, out, errOut := runIn(t, payload("PreToolUse", "Read", in, "toolu_open_state", ""), "hook", "claude-code", "--server", url, "--state-dir", open)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if a := answer(t, out); a.HookSpecificOutput.Decision != "allow" || !strings.Contains(errOut, "mode 0700") {
+			t.Errorf("PreToolUse with a 0755 state dir = %+v, stderr %q; want allow, and the state dir refused on stderr", a.HookSpecificOutput, errOut)
+		}
+		if entries, err := os.ReadDir(open); err != nil || len(entries) != 0 {
+			t.Errorf("the 0755 state dir holds %v (%v); want nothing", entries, err)
+		}
+		code, out, errOut = runIn(t, payload("PostToolUse", "Read", in, "toolu_open_state", `,"tool_response":{}`), "hook", "claude-code", "--server", url, "--state-dir", open)
+		if code != 0 || out != "" || !strings.Contains(errOut, "mode 0700") {
+			t.Errorf("PostToolUse with a 0755 state dir = %d %q %q; want exit 0, no output, the state dir refused", code, out, errOut)
+		}
+	})
+
+	// The tools that ran report their outcome; a tool_response over
+	// maxReportedResult is reported without its result.
 	hookRun(payload("PostToolUse", "Read", `{"file_path":"/home/dev/app/main.go"}`, "toolu_read", `,"tool_response":{"type":"text","file":{"content":"package main"}}`))
+	big := `{"file_path":"/home/dev/app/big.go"}`
+	hookRun(payload("PreToolUse", "Read", big, "toolu_big", ""))
+	hookRun(payload("PostToolUse", "Read", big, "toolu_big", `,"tool_response":{"content":"`+strings.Repeat("x", maxReportedResult)+`"}`))
 	hookRun(payload("PostToolUse", "Write", `{"file_path":"/etc/hosts","content":"x"}`, "toolu_write_outside", `,"tool_response":{"success":false,"error":"EACCES"}`))
 	// A PostToolUse without its PreToolUse reports nothing and says so.
 	if code, out, errOut := hookRun(payload("PostToolUse", "Bash", `{"command":"ls"}`, "toolu_never_seen", `,"tool_response":{}`)); code != 0 || out != "" || !strings.Contains(errOut, "no PreToolUse decision") {
@@ -105,8 +149,20 @@ func TestHookClaudeCode(t *testing.T) {
 		}
 		byAction[r["action"].(string)] = append(byAction[r["action"].(string)], r)
 	}
-	if rs := byAction["Read"]; len(rs) != 2 || rs[0]["kind"] != "decision_only" || rs[1]["kind"] != "reported_outcome" || rs[1]["outcome"] != "succeeded" {
-		t.Errorf("Read records = %v; want decision_only then a succeeded reported_outcome", rs)
+	reads := map[string][]map[string]any{} // by file_path
+	for _, r := range byAction["Read"] {
+		args, _ := r["args"].(map[string]any)
+		path, _ := args["file_path"].(string)
+		reads[path] = append(reads[path], r)
+	}
+	if rs := reads["/home/dev/app/main.go"]; len(rs) != 2 || rs[0]["kind"] != "decision_only" || rs[1]["kind"] != "reported_outcome" || rs[1]["outcome"] != "succeeded" || rs[1]["result_digest"] == "" {
+		t.Errorf("Read records = %v; want decision_only then a succeeded reported_outcome with its result", rs)
+	}
+	if rs := reads["/home/dev/app/big.go"]; len(rs) != 2 || rs[1]["kind"] != "reported_outcome" || rs[1]["outcome"] != "succeeded" || rs[1]["result_digest"] != "" {
+		t.Errorf("big Read records = %v; want a succeeded reported_outcome without a result", rs)
+	}
+	if rs := reads["/home/dev/app/a.go"]; len(rs) != 1 || rs[0]["decision"] != "ALLOW" {
+		t.Errorf("Read with --token-file records = %v; want one ALLOW", rs)
 	}
 	rs := byAction["Write"]
 	if len(rs) != 2 || rs[0]["decision"] != "REQUIRE_APPROVAL" || rs[1]["outcome"] != "failed" {
@@ -129,6 +185,10 @@ func TestHookClaudeCode(t *testing.T) {
 // with --on-error ask — never allow.
 func TestHookFailsClosed(t *testing.T) {
 	good := payload("PreToolUse", "Read", `{"file_path":"/x"}`, "toolu_1", "")
+	emptyFile := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(emptyFile, []byte("\n \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, stdin, token string
 		flags              []string
@@ -137,6 +197,8 @@ func TestHookFailsClosed(t *testing.T) {
 		{"malformed payload", `{"hook_event_name":"PreToolUse",`, "wdn_x", nil, "deny", "JSON ends early"},
 		{"empty payload", ``, "wdn_x", nil, "deny", "empty hook payload"},
 		{"no token", good, "", nil, "deny", "no agent token"},
+		{"missing token file", good, "", []string{"--token-file", filepath.Join(t.TempDir(), "none")}, "deny", "cannot read --token-file"},
+		{"empty token file", good, "wdn_x", []string{"--token-file", emptyFile}, "deny", "--token-file is empty"},
 		{"warden unreachable", good, "wdn_x", []string{"--server", "http://127.0.0.1:1"}, "deny", "warden could not decide"},
 		{"unreachable, on-error ask", good, "wdn_x", []string{"--server", "http://127.0.0.1:1", "--on-error", "ask"}, "ask", "warden could not decide"},
 	} {

@@ -3,7 +3,6 @@ package cli
 import (
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/warden-dev/warden/internal/app"
 	"github.com/warden-dev/warden/internal/mcp"
@@ -48,13 +47,4 @@ func runMCP(e *env, args []string) int {
 		return exitFailed
 	}
 	return exitOK
-}
-
-// mcpWaitOption maps --mcp-wait to app.Options.MCPWait, where 0 means the
-// default and a negative value means no wait.
-func mcpWaitOption(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
 }

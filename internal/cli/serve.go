@@ -60,7 +60,7 @@ func runServe(e *env, args []string) int {
 		ApprovalTimeout: *approvalTimeout, MaxBody: *maxBody,
 		Dev: *dev, Demo: *demo, DemoAddr: *demoAddr,
 		Logger: slog.New(h), Out: e.stdout, MasterKeyFile: *masterKeyFile, MetricsAddr: *metricsAddr,
-		ConfigSource: *source, Reload: reload, MCPWait: mcpWaitOption(*mcpWait),
+		ConfigSource: *source, Reload: reload, MCPWait: *mcpWait,
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "warden serve: %v\n", err)

@@ -68,7 +68,7 @@ func (d *decoder) connector(n *yaml.Node) *Connector {
 		typeKey("timeout", func(v *yaml.Node) { http.Timeout, _ = d.duration(v, "timeout") }),
 		typeKey("headers", func(v *yaml.Node) {
 			http.Headers = d.stringMap(v, "headers", func(k, vn *yaml.Node, s string) {
-				uses = append(uses, d.template(vn, s, "headers."+k.Value)...)
+				uses = append(uses, d.headerTemplate(&mk, vn, s, "headers."+k.Value)...) // mcp.go
 			})
 		}),
 	}, append(d.mcpFields(&mk), d.sandboxFields(&sk)...)...)...)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/warden-dev/warden/internal/connector/template"
@@ -40,6 +39,10 @@ type mcpKeys struct {
 	m     MCPConnector
 	nodes []*yaml.Node // every mcp key's value node, for "wrong type" errors
 	uses  []credUse
+	// headerRefs are the errors of headers that name more than
+	// credentials: reported by checkMCP if the connector is of type mcp
+	// (headers are read before the type may be known).
+	headerRefs []*Error
 }
 
 // mcpFields are the mcp type's keys in a connector document.
@@ -75,12 +78,41 @@ func (d *decoder) credentialTemplate(n *yaml.Node, s, what string) []credUse {
 		d.errorf(n, "%s: %v", what, err)
 		return nil
 	}
+	if e := d.onlyCredentials(n, t, what); e != nil {
+		*d.errs = append(*d.errs, e)
+		return nil
+	}
+	return d.credUses(n, t)
+}
+
+// headerTemplate reads one value of a connector's headers, of whatever
+// type: a template whose credentials it returns. Only an mcp connector's
+// may name nothing but credentials; that error is kept in k, at the
+// header's own position, for checkMCP.
+func (d *decoder) headerTemplate(k *mcpKeys, n *yaml.Node, s, what string) []credUse {
+	t, err := template.Parse(s)
+	if err != nil {
+		d.errorf(n, "%s: %v", what, err)
+		return nil
+	}
+	if e := d.onlyCredentials(n, t, what); e != nil {
+		k.headerRefs = append(k.headerRefs, e)
+	}
+	return d.credUses(n, t)
+}
+
+// onlyCredentials is the error of a template set once per upstream
+// session that names anything but credentials; nil if it names none.
+func (d *decoder) onlyCredentials(n *yaml.Node, t *template.Template, what string) *Error {
 	for _, r := range t.Refs() {
 		if r.Kind != template.Credential {
-			d.errorf(n, "%s: %s is not allowed here: an mcp connector's env and headers are set once per upstream session, so only {credentials.NAME} may be used", what, r)
-			return nil
+			return &Error{Pos: d.pos(n), Msg: fmt.Sprintf("%s: %s is not allowed here: an mcp connector's env and headers are set once per upstream session, so only {credentials.NAME} may be used", what, r)}
 		}
 	}
+	return nil
+}
+
+func (d *decoder) credUses(n *yaml.Node, t *template.Template) []credUse {
 	var uses []credUse
 	for _, name := range t.Credentials() {
 		uses = append(uses, credUse{pos: d.pos(n), name: name})
@@ -96,11 +128,9 @@ func (d *decoder) checkMCP(n *yaml.Node, c *Connector, k *mcpKeys, h *HTTPConnec
 	m.Timeout = h.Timeout
 	if len(h.Headers) > 0 {
 		m.Headers = h.Headers
-		// Read as http header templates (credentials checked there); an
-		// mcp connector's may name nothing but credentials.
-		for name, v := range h.Headers {
-			d.credentialTemplate(n, v, "headers."+name)
-		}
+		// Parsed, and their credentials collected, as they were read
+		// (headerTemplate); an mcp connector's may name nothing else.
+		*d.errs = append(*d.errs, k.headerRefs...)
 	}
 	if c.BaseURL != "" || len(h.AllowHosts) > 0 {
 		for _, hn := range httpKeys {
@@ -164,15 +194,3 @@ func (d *decoder) rejectMCPKeys(c *Connector, k *mcpKeys) {
 
 // ValidToolName reports whether s may be an MCP tool name.
 func ValidToolName(s string) bool { return mcpToolName.MatchString(s) }
-
-// String describes the launch in words, templates unrendered (so never a
-// credential value).
-func (m *MCPConnector) String() string {
-	if m == nil {
-		return "<nil>"
-	}
-	if m.URL != "" {
-		return "url " + m.URL
-	}
-	return fmt.Sprintf("command %s %s", m.Command, strings.Join(m.Args, " "))
-}

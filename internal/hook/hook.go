@@ -23,6 +23,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/warden-dev/warden/internal/call"
 )
 
 // Hook events warden answers.
@@ -102,11 +104,16 @@ func Parse(data []byte) (*Payload, error) {
 	}
 	p.ToolInput = map[string]any{}
 	if in := bytes.TrimSpace(raw.ToolInput); len(in) > 0 && !bytes.Equal(in, []byte("null")) {
-		d := json.NewDecoder(bytes.NewReader(in))
-		d.UseNumber()
-		if err := d.Decode(&p.ToolInput); err != nil || p.ToolInput == nil {
+		args, err := call.DecodeArgs(in)
+		switch {
+		case err != nil && in[0] == '{':
+			// An object (it decoded above) whose number does not fit;
+			// DecodeArgs's message would quote it.
+			return nil, errors.New("tool_input holds a number out of range")
+		case err != nil:
 			return nil, errors.New("tool_input must be a JSON object")
 		}
+		p.ToolInput = args
 	}
 	if !utf8.ValidString(p.SessionID) || !utf8.ValidString(p.ToolUseID) {
 		return nil, errors.New("session_id and tool_use_id must be UTF-8 text")
@@ -176,9 +183,9 @@ func (p *Payload) Call() Call {
 // know — denies.
 func Verdict(decision string) string {
 	switch decision {
-	case "ALLOW", "ALLOW_WITH_CONSTRAINTS":
+	case string(call.Allow), string(call.AllowWithConstraints):
 		return Allow
-	case "REQUIRE_APPROVAL":
+	case string(call.RequireApproval):
 		return Ask
 	}
 	return Deny

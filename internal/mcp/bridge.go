@@ -16,13 +16,13 @@ import (
 	"time"
 )
 
-// AgentHeader names the agent a bridge was started for; /mcp refuses a
+// agentHeader names the agent a bridge was started for; /mcp refuses a
 // token of another agent, so that a misplaced token cannot silently act
 // as someone else.
-const AgentHeader = "X-Warden-Agent"
+const agentHeader = "X-Warden-Agent"
 
-// MaxFrame bounds one JSON-RPC frame the bridge relays, either way.
-const MaxFrame = 16 << 20
+// maxFrame bounds one JSON-RPC frame the bridge relays, either way.
+const maxFrame = 16 << 20
 
 // protocolVersionHeader and metaProtocolVersion are where MCP carries the
 // protocol version over HTTP and, from 2026-07-28 on, in every request.
@@ -47,7 +47,7 @@ const (
 type Bridge struct {
 	URL    string // the /mcp endpoint, e.g. http://127.0.0.1:7070/mcp
 	Token  string
-	Agent  string       // sent in AgentHeader; "": not checked
+	Agent  string       // sent in agentHeader; "": not checked
 	Client *http.Client // nil: a client without a timeout (approval waits are long)
 	Log    *slog.Logger
 
@@ -155,7 +155,7 @@ func (b *Bridge) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 	rd := bufio.NewReaderSize(in, 64<<10)
 	var err error
 	for {
-		line, tooLong, rerr := readFrame(rd, MaxFrame)
+		line, tooLong, rerr := readFrame(rd, maxFrame)
 		if rerr != nil && len(line) == 0 {
 			if rerr != io.EOF {
 				err = rerr
@@ -165,7 +165,7 @@ func (b *Bridge) Run(ctx context.Context, in io.Reader, out io.Writer) error {
 		if tooLong {
 			// Refused, and the bridge goes on: the request gets its
 			// error if its id comes early enough in the frame to read.
-			b.writeError(frameID(line), codeServerError, fmt.Sprintf("message longer than %d bytes: not relayed", MaxFrame))
+			b.writeError(frameID(line), codeServerError, fmt.Sprintf("message longer than %d bytes: not relayed", maxFrame))
 			continue
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -314,7 +314,7 @@ func (b *Bridge) post(ctx context.Context, f *frame, body []byte) {
 	req.Header.Set("Accept", "application/json, text/event-stream")
 	req.Header.Set("Authorization", "Bearer "+b.Token)
 	if b.Agent != "" {
-		req.Header.Set(AgentHeader, b.Agent)
+		req.Header.Set(agentHeader, b.Agent)
 	}
 	b.mu.Lock()
 	version, session := b.version, b.session
@@ -366,12 +366,12 @@ func (b *Bridge) post(ctx context.Context, f *frame, body []byte) {
 	}
 	switch mt {
 	case "text/event-stream":
-		err = ReadSSE(resp.Body, MaxFrame, relay)
+		err = readSSE(resp.Body, maxFrame, relay)
 	case "application/json":
 		var data []byte
-		data, err = io.ReadAll(io.LimitReader(resp.Body, MaxFrame+1))
-		if err == nil && len(data) > MaxFrame {
-			err = fmt.Errorf("an answer longer than %d bytes", MaxFrame)
+		data, err = io.ReadAll(io.LimitReader(resp.Body, maxFrame+1))
+		if err == nil && len(data) > maxFrame {
+			err = fmt.Errorf("an answer longer than %d bytes", maxFrame)
 		}
 		if err == nil && len(bytes.TrimSpace(data)) > 0 {
 			err = relay(data)

@@ -26,8 +26,8 @@ func TestBridge(t *testing.T) {
 			io.WriteString(w, `{"error":{"code":"unauthenticated","message":"unknown or revoked token"}}`)
 			return
 		}
-		if r.Header.Get(AgentHeader) != "bot" {
-			t.Errorf("%s header = %q", AgentHeader, r.Header.Get(AgentHeader))
+		if r.Header.Get(agentHeader) != "bot" {
+			t.Errorf("%s header = %q", agentHeader, r.Header.Get(agentHeader))
 		}
 		var f frame
 		_ = json.NewDecoder(r.Body).Decode(&f)
@@ -152,7 +152,7 @@ func TestBridge(t *testing.T) {
 	}
 }
 
-// TestBridgeOversizedFrame: a frame over MaxFrame is answered with an
+// TestBridgeOversizedFrame: a frame over maxFrame is answered with an
 // error for its id (or null when the id cannot be found in its first
 // bytes) and the bridge goes on relaying the next ones.
 func TestBridgeOversizedFrame(t *testing.T) {
@@ -163,7 +163,7 @@ func TestBridgeOversizedFrame(t *testing.T) {
 		io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(f.ID)+`,"result":{"ok":true}}`)
 	}))
 	defer hs.Close()
-	big := strings.Repeat("A", MaxFrame)
+	big := strings.Repeat("A", maxFrame)
 	in := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{"a":"` + big + `"}}}` + "\n" +
 		`{"jsonrpc":"2.0","method":"tools/call","params":{"arguments":{"a":"` + big + `"}},"id":"late"}` + "\n" +
 		`{"jsonrpc":"2.0","id":8,"method":"ping"}` + "\n" +

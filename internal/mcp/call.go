@@ -26,24 +26,15 @@ const progressEvery = 2 * time.Second
 // reason, so that the model reads it.
 func (s *Server) callTool(ctx context.Context, p call.Principal, r *sdk.CallToolRequest) *sdk.CallToolResult {
 	snap := s.d.Snapshot()
-	// A listed name means the action it was listed for; any other name is
-	// parsed (and then decided, refused and audited like any call).
-	var connector, action string
-	ok := false
-	for _, t := range permitted(snap, p, nil) {
-		if ToolName(t.connector, t.action) == r.Params.Name {
-			connector, action, ok = t.connector, t.action, true
-			break
-		}
-	}
-	if !ok {
-		connector, action, ok = ParseToolName(r.Params.Name, isConnector(snap))
-	}
+	// A listed name parses back to the action it was listed for (permitted
+	// lists no other); any other name is parsed too, and then decided,
+	// refused and audited like any call.
+	connector, action, ok := parseToolName(r.Params.Name, isConnector(snap))
 	if !ok {
 		// Still dispatched, so that it is decided and audited like any
 		// other call: the dispatcher refuses an unknown connector.
 		connector, action = r.Params.Name, ""
-		if c, a, found := strings.Cut(r.Params.Name, Separator); found {
+		if c, a, found := strings.Cut(r.Params.Name, separator); found {
 			connector, action = c, a
 		}
 	}

@@ -107,12 +107,14 @@ actions:
 		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
 		defer cancel()
 		w := httptest.NewRecorder()
-		s.ServeMCP(w, req.WithContext(ctx), p)
+		if err := s.ServeMCP(w, req.WithContext(ctx), p); err != nil {
+			t.Fatal(err)
+		}
 		if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") && w.Body.Len() > 0 && !json.Valid(w.Body.Bytes()) {
 			t.Fatalf("invalid JSON answer %q to %q", w.Body.String(), body)
 		}
 		if strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
-			if err := ReadSSE(bytes.NewReader(w.Body.Bytes()), MaxFrame, func(data []byte) error {
+			if err := readSSE(bytes.NewReader(w.Body.Bytes()), maxFrame, func(data []byte) error {
 				if !json.Valid(data) {
 					return fmt.Errorf("invalid JSON event %q", data)
 				}

@@ -22,10 +22,10 @@ import (
 
 // TestToolNamesWithSeparator: with connectors x and x__y, "x__y__t" is
 // listed once and runs x__y's t; x's action y__t, which would have the
-// same name, is left out; names over MaxToolName are left out; no name is
+// same name, is left out; names over maxToolName are left out; no name is
 // ever listed twice.
 func TestToolNamesWithSeparator(t *testing.T) {
-	long := strings.Repeat("l", MaxToolName-len("x__")+1)
+	long := strings.Repeat("l", maxToolName-len("x__")+1)
 	upstream := func(name string) *httptest.Server {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, `{"ran":%q}`, name+r.URL.Path)
@@ -76,7 +76,7 @@ actions:
 	var skipped []string
 	var names []string
 	for _, tl := range permitted(snap, p, func(name, why string) { skipped = append(skipped, name) }) {
-		names = append(names, ToolName(tl.connector, tl.action))
+		names = append(names, toolName(tl.connector, tl.action))
 	}
 	if want := []string{"x__echo", "x__y__t", "x__y__u"}; !slices.Equal(names, want) {
 		t.Errorf("permitted = %q, want %q", names, want)
@@ -92,8 +92,8 @@ actions:
 			t.Errorf("%s listed twice", tl.Name)
 		}
 		seen[tl.Name] = true
-		if len(tl.Name) > MaxToolName {
-			t.Errorf("%s is longer than %d", tl.Name, MaxToolName)
+		if len(tl.Name) > maxToolName {
+			t.Errorf("%s is longer than %d", tl.Name, maxToolName)
 		}
 	}
 	if len(listed.Tools) != 3 {

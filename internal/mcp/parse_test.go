@@ -28,9 +28,9 @@ func TestParseToolName(t *testing.T) {
 		{"files_read", "", "", false},
 		{strings.Repeat("a", 600) + "__x", "", "", false},
 	} {
-		c, a, ok := ParseToolName(tc.name, is)
+		c, a, ok := parseToolName(tc.name, is)
 		if c != tc.conn || a != tc.action || ok != tc.ok {
-			t.Errorf("ParseToolName(%q) = %q, %q, %v; want %q, %q, %v", tc.name, c, a, ok, tc.conn, tc.action, tc.ok)
+			t.Errorf("parseToolName(%q) = %q, %q, %v; want %q, %q, %v", tc.name, c, a, ok, tc.conn, tc.action, tc.ok)
 		}
 	}
 }
@@ -41,12 +41,12 @@ func FuzzParseToolName(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		is := func(c string) bool { return c == "files" || c == "a__b" || c == "a" }
-		c, a, ok := ParseToolName(name, is)
+		c, a, ok := parseToolName(name, is)
 		if !ok {
 			return
 		}
-		if ToolName(c, a) != name || !is(c) || a == "" {
-			t.Fatalf("ParseToolName(%q) = %q, %q: does not round-trip", name, c, a)
+		if toolName(c, a) != name || !is(c) || a == "" {
+			t.Fatalf("parseToolName(%q) = %q, %q: does not round-trip", name, c, a)
 		}
 	})
 }
@@ -69,7 +69,7 @@ func TestReadSSE(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			err := ReadSSE(strings.NewReader(tc.in), 100, func(d []byte) error { got = append(got, string(d)); return nil })
+			err := readSSE(strings.NewReader(tc.in), 100, func(d []byte) error { got = append(got, string(d)); return nil })
 			if (err != nil) != tc.err {
 				t.Fatalf("err = %v, want error %v", err, tc.err)
 			}
@@ -79,7 +79,7 @@ func TestReadSSE(t *testing.T) {
 		})
 	}
 	stop := errors.New("stop")
-	if err := ReadSSE(strings.NewReader("data: 1\n\ndata: 2\n\n"), 100, func([]byte) error { return stop }); !errors.Is(err, stop) {
+	if err := readSSE(strings.NewReader("data: 1\n\ndata: 2\n\n"), 100, func([]byte) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("callback error not returned: %v", err)
 	}
 }
@@ -90,7 +90,7 @@ func FuzzReadSSE(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		total := 0
-		err := ReadSSE(bytes.NewReader(in), 256, func(d []byte) error {
+		err := readSSE(bytes.NewReader(in), 256, func(d []byte) error {
 			if len(d) > 256 {
 				t.Fatalf("event of %d bytes passed a 256-byte limit", len(d))
 			}

@@ -32,17 +32,17 @@ import (
 )
 
 // DefaultWait is how long tools/call holds a call that waits for a human
-// before answering that it is pending (serve --mcp-wait).
+// before answering that it is pending: serve's --mcp-wait default.
 const DefaultWait = 60 * time.Second
 
-// Implementation names warden to MCP clients.
-var Implementation = &sdk.Implementation{Name: "warden", Title: "warden", Version: "1"}
+// implementation names warden to MCP clients.
+var implementation = &sdk.Implementation{Name: "warden", Title: "warden", Version: "1"}
 
 // Options configure a Server.
 type Options struct {
 	Dispatcher *dispatch.Dispatcher
 	// Wait bounds how long tools/call waits for an approval before it
-	// answers "pending"; 0: DefaultWait; negative: do not wait.
+	// answers "pending"; 0 (or negative): do not wait.
 	Wait   time.Duration
 	Logger *slog.Logger
 	// MaxBody bounds a request body; 0: the SDK's default (4 MiB).
@@ -74,13 +74,10 @@ const principalKey = "warden.principal"
 // New returns an MCP server.
 func New(o Options) *Server {
 	s := &Server{d: o.Dispatcher, wait: o.Wait, log: o.Logger, draining: make(chan struct{})}
-	if s.wait == 0 {
-		s.wait = DefaultWait
-	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.sdk = sdk.NewServer(Implementation, &sdk.ServerOptions{
+	s.sdk = sdk.NewServer(implementation, &sdk.ServerOptions{
 		Instructions: "warden governs these tools: every call is decided by policy, may wait for a human approver, and is audited. " +
 			"Tool names are <connector>__<action>.",
 		Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{}},
@@ -123,18 +120,20 @@ func New(o Options) *Server {
 	return s
 }
 
-// ServeMCP serves one MCP HTTP request for an authenticated agent.
-func (s *Server) ServeMCP(w http.ResponseWriter, r *http.Request, p call.Principal) {
-	if a := r.Header.Get(AgentHeader); a != "" && a != p.Agent {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusForbidden)
-		_, _ = w.Write([]byte(`{"error":{"code":"wrong_agent","message":"the token is not the token of the agent named in ` + AgentHeader + `"}}`))
-		return
+// ServeMCP serves one MCP HTTP request for an authenticated agent. It
+// returns an error, for the server's one error mapper to answer, only
+// before the SDK has written anything: a request naming another agent in
+// agentHeader than the token's.
+func (s *Server) ServeMCP(w http.ResponseWriter, r *http.Request, p call.Principal) error {
+	if a := r.Header.Get(agentHeader); a != "" && a != p.Agent {
+		return &dispatch.Error{Kind: dispatch.Forbidden, Code: "wrong_agent",
+			Message: "the token is not the token of the agent named in " + agentHeader}
 	}
 	verify := func(context.Context, string, *http.Request) (*auth.TokenInfo, error) {
 		return &auth.TokenInfo{UserID: p.Identity(), Expiration: time.Now().Add(time.Hour), Extra: map[string]any{principalKey: p}}, nil
 	}
 	auth.RequireBearerToken(verify, nil)(s.handler).ServeHTTP(w, r)
+	return nil
 }
 
 func principalOf(req sdk.Request) (call.Principal, bool) {

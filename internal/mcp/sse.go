@@ -8,12 +8,12 @@ import (
 	"io"
 )
 
-// ReadSSE reads a server-sent event stream and calls fn with the data of
+// readSSE reads a server-sent event stream and calls fn with the data of
 // each event that has any (multi-line data joined with "\n", as the
 // HTML spec says). Event names, ids, retry hints and comments are
 // ignored: MCP puts its messages in data. An event larger than max bytes
 // is an error, as is what fn returns.
-func ReadSSE(r io.Reader, max int, fn func(data []byte) error) error {
+func readSSE(r io.Reader, max int, fn func(data []byte) error) error {
 	br := bufio.NewReaderSize(r, 32<<10)
 	var data bytes.Buffer
 	has := false

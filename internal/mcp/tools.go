@@ -16,32 +16,32 @@ import (
 	"github.com/warden-dev/warden/internal/dispatch"
 )
 
-// Separator joins a connector and an action into a tool name:
+// separator joins a connector and an action into a tool name:
 // "github__create_pr". Both parts may hold [A-Za-z0-9_.-]; a connector
 // whose name holds ':' is not shown over MCP.
-const Separator = "__"
+const separator = "__"
 
-// MaxToolName is the longest tool name listed (what MCP clients commonly
+// maxToolName is the longest tool name listed (what MCP clients commonly
 // accept); a permission whose name would be longer is not listed.
-const MaxToolName = 128
+const maxToolName = 128
 
-// ToolName is the MCP tool name of a connector's action.
-func ToolName(connector, action string) string { return connector + Separator + action }
+// toolName is the MCP tool name of a connector's action.
+func toolName(connector, action string) string { return connector + separator + action }
 
-// ParseToolName splits a tool name into connector and action. A connector
+// parseToolName splits a tool name into connector and action. A connector
 // name may itself contain the separator, so every split is tried, the
 // longest known connector first: with connectors x and x__y, "x__y__t" is
 // x__y's action t. (x's action y__t would have the same name; it is not
 // listed.)
-func ParseToolName(name string, isConnector func(string) bool) (connector, action string, ok bool) {
+func parseToolName(name string, isConnector func(string) bool) (connector, action string, ok bool) {
 	if len(name) > 512 {
 		return "", "", false
 	}
-	for j := len(name) - len(Separator); j > 0; j-- {
-		if name[j:j+len(Separator)] != Separator {
+	for j := len(name) - len(separator); j > 0; j-- {
+		if name[j:j+len(separator)] != separator {
 			continue
 		}
-		c, a := name[:j], name[j+len(Separator):]
+		c, a := name[:j], name[j+len(separator):]
 		if a != "" && isConnector(c) {
 			return c, a, true
 		}
@@ -84,10 +84,11 @@ func isConnector(snap *dispatch.Snapshot) func(string) bool {
 // of a connector warden executes, sorted by name. Connectors it only
 // decides for (claude-code, types without an executor) are left out: a
 // call to them could not run. So is a tool whose name is longer than
-// MaxToolName, or does not parse back to its own connector and action
-// (x's action y__t when there is a connector x__y), or that another
-// permission also names: each listed name means exactly one action. skip,
-// if set, hears of each tool left out for its name.
+// maxToolName, or does not parse back to its own connector and action
+// (x's action y__t when there is a connector x__y): each listed name means
+// exactly one action, the one parseToolName finds (so no two permissions
+// share a listed name). skip, if set, hears of each tool left out for its
+// name.
 func permitted(snap *dispatch.Snapshot, p call.Principal, skip func(name, why string)) []tool {
 	a, ok := snap.Engine.Agent(p.Tenant, p.Agent)
 	if !ok {
@@ -106,38 +107,26 @@ func permitted(snap *dispatch.Snapshot, p call.Principal, skip func(name, why st
 		}
 	}
 	slices.SortFunc(out, func(x, y tool) int {
-		return strings.Compare(ToolName(x.connector, x.action), ToolName(y.connector, y.action))
+		return strings.Compare(toolName(x.connector, x.action), toolName(y.connector, y.action))
 	})
 	if skip == nil {
 		skip = func(string, string) {}
 	}
 	is := isConnector(snap)
 	kept := out[:0]
-	count := map[string]int{}
 	for _, t := range out {
-		name := ToolName(t.connector, t.action)
-		if len(name) > MaxToolName {
-			skip(name, fmt.Sprintf("longer than %d characters", MaxToolName))
+		name := toolName(t.connector, t.action)
+		if len(name) > maxToolName {
+			skip(name, fmt.Sprintf("longer than %d characters", maxToolName))
 			continue
 		}
-		if c, a, ok := ParseToolName(name, is); !ok || c != t.connector || a != t.action {
+		if c, a, ok := parseToolName(name, is); !ok || c != t.connector || a != t.action {
 			skip(name, fmt.Sprintf("the name is %s's action %s", c, a))
 			continue
 		}
-		count[name]++
 		kept = append(kept, t)
 	}
-	// A name two permissions share means neither. (Cannot happen once
-	// names parse back; kept as the last guard.)
-	out = kept[:0]
-	for _, t := range kept {
-		if name := ToolName(t.connector, t.action); count[name] > 1 {
-			skip(name, "two permissions have this name")
-			continue
-		}
-		out = append(out, t)
-	}
-	return out
+	return kept
 }
 
 // skipped logs, once per name and reason, a tool left out of the list.
@@ -227,7 +216,7 @@ func (s *Server) upstreamTools(ctx context.Context, name string, ut UpstreamTool
 // describe builds the tool an agent sees: the config's description and
 // schema first, then the upstream's, then generic ones.
 func describe(conn *config.Connector, t tool, decl *config.Action, up *sdk.Tool) *sdk.Tool {
-	out := &sdk.Tool{Name: ToolName(t.connector, t.action), InputSchema: permissiveSchema}
+	out := &sdk.Tool{Name: toolName(t.connector, t.action), InputSchema: permissiveSchema}
 	switch {
 	case decl != nil && decl.Description != "":
 		out.Description = decl.Description

@@ -70,9 +70,10 @@ type Options struct {
 }
 
 // MCPServer is the MCP front end: it serves one Streamable HTTP request of
-// an authenticated agent.
+// an authenticated agent, or returns an error, before writing anything,
+// for handle to answer.
 type MCPServer interface {
-	ServeMCP(w http.ResponseWriter, r *http.Request, p call.Principal)
+	ServeMCP(w http.ResponseWriter, r *http.Request, p call.Principal) error
 }
 
 // Server serves the HTTP API.
@@ -171,8 +172,7 @@ func (s *Server) Handler() http.Handler {
 			if err != nil {
 				return err
 			}
-			s.mcp.ServeMCP(w, r, p)
-			return nil
+			return s.mcp.ServeMCP(w, r, p)
 		})
 		mux.Handle("POST /mcp", h)
 		mux.Handle("GET /mcp", h)

@@ -36,8 +36,12 @@ func propagate(ctx context.Context, st store.Store, p propagation) {
 	// Config reloads read the store: they run on a goroutine of their own
 	// (one at a time, a request made meanwhile coalesced) so that a slow
 	// or hung read cannot hold up the other events (kills, tokens).
+	// It is waited for on return, so that it never reads a closed store.
 	reload := make(chan struct{}, 1)
+	reloaded := make(chan struct{})
+	defer func() { <-reloaded }()
 	go func() {
+		defer close(reloaded)
 		for {
 			select {
 			case <-ctx.Done():

@@ -16,6 +16,7 @@ import (
 	"github.com/warden-dev/warden/internal/connector/template"
 	"github.com/warden-dev/warden/internal/dispatch"
 	"github.com/warden-dev/warden/internal/policy"
+	"github.com/warden-dev/warden/internal/sandbox"
 	"github.com/warden-dev/warden/internal/sandbox/egress"
 	"github.com/warden-dev/warden/internal/schema"
 	"github.com/warden-dev/warden/internal/secret"
@@ -47,6 +48,13 @@ func snapshot(cfg *config.Config, sec *secret.Resolver, upstreams *mcpconn.Pool,
 			}
 		}
 		if c.Type == config.TypeMCP && c.MCP != nil { // without command or url: decide-only
+			if c.Sandbox != nil {
+				// Like exec: a sandboxed server never runs unsandboxed, and a
+				// machine that cannot sandbox says so at load.
+				if err := sandbox.Available(); err != nil {
+					return nil, fmt.Errorf("connector %s: %w", c.Name, err)
+				}
+			}
 			var audit func(context.Context, string, egress.Attempt) error
 			if records != nil {
 				audit = egressAudit(records, c, cfg.Version) // exec.go

@@ -3,10 +3,10 @@ package sqlite
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/warden-dev/warden/internal/store/storetest"
 	"math"
 	"path/filepath"
 	"runtime"
@@ -19,19 +19,6 @@ import (
 	"github.com/warden-dev/warden/internal/audit"
 	"github.com/warden-dev/warden/internal/store/sqlshared"
 )
-
-func newSigner(t testing.TB) *audit.Signer {
-	t.Helper()
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := audit.NewSigner(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 var t0 = time.Date(2026, 11, 3, 3, 0, 0, 0, time.UTC)
 
@@ -117,7 +104,7 @@ func TestAppend(t *testing.T) {
 // TestAppendConcurrent: many goroutines appending at once produce one
 // contiguous, verified chain, with the checkpoints it should have.
 func TestAppendConcurrent(t *testing.T) {
-	signer := newSigner(t)
+	signer := storetest.NewSigner(t)
 	s := openTest(t, filepath.Join(t.TempDir(), "w.db"), Options{Signer: signer, CheckpointEvery: 50})
 	const writers, each = 64, 20
 	seqs := make([][]int64, writers)
@@ -199,7 +186,7 @@ func TestTamper(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "w.db")
-			signer := newSigner(t)
+			signer := storetest.NewSigner(t)
 			s := openTest(t, path, Options{Signer: signer, CheckpointEvery: 4})
 			for i := 1; i <= n; i++ {
 				if err := s.Append(context.Background(), record("a", i)); err != nil {
@@ -240,7 +227,7 @@ func TestTamper(t *testing.T) {
 // TestReopenContinues: a new Store on an existing file continues its chain.
 func TestReopenContinues(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
-	signer := newSigner(t)
+	signer := storetest.NewSigner(t)
 	ctx := context.Background()
 	var lastHash string
 	for round := range 3 {
@@ -276,7 +263,7 @@ func TestReopenContinues(t *testing.T) {
 // two processes, appending at once, still make one valid chain.
 func TestTwoStores(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
-	signer := newSigner(t)
+	signer := storetest.NewSigner(t)
 	a := openTest(t, path, Options{Signer: signer, CheckpointEvery: 25})
 	b := openTest(t, path, Options{Signer: signer, CheckpointEvery: 25})
 	const writers, each = 16, 20
